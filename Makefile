@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make demo   bootstrap .venv, then run the kit's main job on the embedded simulator
+#   make test   bootstrap .venv, then the whole test suite (unit tests, then notebooks)
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit notebooks lint bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || (command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV)) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m mcrl_kit demo
+
+# unit tests without nbmake's plugin (it costs ~4 s per start), notebooks separately
+test: $(STAMP)
+	$(PY) -m pytest -p no:nbmake -q tests
+	$(PY) -m pytest -q --nbmake notebooks
+
+unit: $(STAMP)
+	$(PY) -m pytest -p no:nbmake -q tests -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m mcrl_kit bench
+
+clean:
+	rm -rf build runs data/cache .pytest_cache

@@ -1,0 +1,262 @@
+"""Configs are dataclasses: typed, documented, reject unknown keys, round-trip JSON.
+
+The resolved config is saved next to every artifact (prepared data, runs), so any
+number the kit shows can be traced back to the settings that produced it.
+
+- :class:`DataConfig` — which source, which protocol, which seed (``prepare``);
+- :class:`ModelConfig` — which backbone and its sizes;
+- :class:`AlgoConfig` — the MDP settings shared by every algorithm (γ, rewards); each
+  algorithm subclasses it in its own file under ``mcrl_kit/algos/``;
+- :class:`TrainConfig` — the loop: steps, batch, learning rate, evaluation, device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from .errors import ConfigError
+from .storage import write_json
+
+
+@dataclasses.dataclass
+class Config:
+    """Base: ``from_dict`` refuses unknown keys and names the valid ones."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Override to refuse bad values before any work starts (raise ConfigError)."""
+
+    # --- dict / JSON round trip -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Config):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None, /, **overrides: Any) -> Self:
+        data = {**(data or {}), **overrides}
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, list(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{cls.__name__}",
+                f"unknown key {key!r}{hint}",
+                f"use one of: {', '.join(sorted(names))}",
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> Self:
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: str | Path) -> Path:
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Turn JSON values back into the declared types (lists → tuples, dicts → configs)."""
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, Config):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(where, f"expected a mapping, got {value!r}", "pass a dict of its fields")
+        return hint.from_dict(value)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where) if len(args) == 1 else value
+    if origin is tuple and isinstance(value, list | tuple):
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, where) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(where, f"expected {hint.__name__}, got {value!r}", f"give a {hint.__name__}")
+    return value
+
+
+def _choice(where: str, value: str, choices: typing.Iterable[str]) -> None:
+    choices = list(choices)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(where, f"unknown value {value!r}{hint}", f"use one of: {', '.join(choices)}")
+
+
+def _positive(where: str, value: float | None, allow_none: bool = False, allow_zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value < 0 or (value == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise ConfigError(where, f"must be {bound}, got {value!r}", f"give a number {bound}")
+
+
+SOURCES = ("simulator", "retailrocket", "yoochoose", "events")
+
+
+@dataclasses.dataclass
+class DataConfig(Config):
+    """How to turn a source into the MDP (``python -m mcrl_kit prepare``).
+
+    Defaults follow ``PROTOCOL.md`` exactly (see the per-field notes).
+    """
+
+    source: str = "simulator"
+    #: input files: RetailRocket ``events.csv[.gz]``; Yoochoose clicks then buys;
+    #: an event log (CSV or parquet) for ``events``. Unused for the simulator.
+    paths: tuple[str, ...] = ()
+    #: simulator size: ``tiny`` (tests, CI notebooks), ``small``, ``retailrocket``, ``yoochoose``
+    scale: str = "tiny"
+    #: simulator override of the scale's number of sessions (None = the scale's)
+    sessions: int | None = None
+    #: seeds the simulator, the Yoochoose session sample and the split
+    seed: int = 0
+    #: items of history in a state (the reference: 10)
+    state_len: int = 10
+    #: train / validation / test fractions of sessions (seeded shuffle, then cut)
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    #: RetailRocket: visitors with ≥ this many events; Yoochoose: sessions with ≥ this many clicks
+    min_session_events: int = 3
+    #: RetailRocket: then items with ≥ this many events (one pass, no re-filtering)
+    min_item_events: int = 3
+    #: Yoochoose: sessions sampled uniformly without replacement (the reference: 200,000)
+    sample_sessions: int = 200_000
+    #: ``events`` source: map the kit's column names to the file's, e.g.
+    #: ``{"session_id": "user", "item_id": "sku", "timestamp": "ts", "is_buy": "bought"}``
+    columns: dict[str, str] | None = None
+
+    def validate(self) -> None:
+        _choice("DataConfig.source", self.source, SOURCES)
+        from .data.simulator import SCALES  # local import: simulator imports config
+
+        _choice("DataConfig.scale", self.scale, SCALES)
+        _positive("DataConfig.sessions", self.sessions, allow_none=True)
+        _positive("DataConfig.state_len", self.state_len)
+        _positive("DataConfig.sample_sessions", self.sample_sessions)
+        _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True)
+        _positive("DataConfig.min_item_events", self.min_item_events, allow_zero=True)
+        if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(
+                "DataConfig.split", f"{self.split!r} is not three positive fractions summing to 1",
+                "give e.g. [0.8, 0.1, 0.1]",
+            )
+        if self.source != "simulator" and not self.paths:
+            raise ConfigError(
+                f"DataConfig (source {self.source!r})", "no input file given",
+                "pass --path (RetailRocket: events.csv; Yoochoose: clicks then buys; events: one CSV/parquet)",
+            )
+
+
+@dataclasses.dataclass
+class ModelConfig(Config):
+    """The sequential encoder (``PROTOCOL.md`` → Backbones)."""
+
+    #: gru | caser | nextitnet | sasrec (see ``mcrl_kit.models.BACKBONES``)
+    backbone: str = "sasrec"
+    #: item-embedding and state size (the reference: 64)
+    hidden: int = 64
+    #: dropout on embeddings / inside blocks (the reference: 0.1)
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        from .models import BACKBONES
+
+        _choice("ModelConfig.backbone", self.backbone, BACKBONES)
+        _positive("ModelConfig.hidden", self.hidden)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("ModelConfig.dropout", f"{self.dropout} is not in [0, 1)", "give e.g. 0.1")
+
+
+@dataclasses.dataclass
+class AlgoConfig(Config):
+    """MDP settings every algorithm shares; each algorithm subclasses this."""
+
+    #: discount γ (the reference: 0.5)
+    gamma: float = 0.5
+    #: reward of a click / a purchase event (the reference: 0.2 / 1.0)
+    reward_click: float = 0.2
+    reward_buy: float = 1.0
+
+    def validate(self) -> None:
+        if not 0 <= self.gamma < 1:
+            raise ConfigError(f"{type(self).__name__}.gamma", f"{self.gamma} is not in [0, 1)", "give e.g. 0.5")
+
+
+SELECT_METRICS = tuple(
+    f"{kind}/{m}@{k}" for kind in ("purchase", "click") for m in ("NDCG", "HR") for k in (5, 10, 15, 20)
+)
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """The one training loop (``mcrl_kit.train``)."""
+
+    #: optimisation steps; give this or ``epochs`` (an epoch = train rows / batch_size steps)
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 256
+    #: Adam learning rate (the reference: 0.005 RetailRocket, 0.01 Yoochoose)
+    lr: float = 0.005
+    #: evaluate on validation every this many steps (and at the end)
+    eval_every: int = 2000
+    #: checkpoint selection on validation
+    select_metric: str = "purchase/NDCG@10"
+    seed: int = 0
+    #: auto (CUDA when present) | cpu | cuda | cuda:N
+    device: str = "auto"
+    #: a tqdm progress bar (off in CI notebooks: its widget state bloats them)
+    progress: bool = True
+    #: torch.compile the training step (opt-in: ~35 s cold start on CPU)
+    compile: bool = False
+    #: states scored at once during evaluation
+    eval_batch_size: int = 1024
+    #: torch threads (None = torch's default)
+    threads: int | None = None
+
+    def validate(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            if self.steps is None:
+                self.steps = 1000
+            else:
+                raise ConfigError("TrainConfig", "both steps and epochs given", "give only one of them")
+        _positive("TrainConfig.steps", self.steps, allow_none=True)
+        _positive("TrainConfig.epochs", self.epochs, allow_none=True)
+        _positive("TrainConfig.batch_size", self.batch_size)
+        _positive("TrainConfig.lr", self.lr)
+        _positive("TrainConfig.eval_every", self.eval_every)
+        _positive("TrainConfig.eval_batch_size", self.eval_batch_size)
+        _positive("TrainConfig.threads", self.threads, allow_none=True)
+        _choice("TrainConfig.select_metric", self.select_metric, SELECT_METRICS)
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError("TrainConfig.device", f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N")

@@ -1,0 +1,3 @@
+"""Sequential encoders behind one interface: ``encode(states, lengths) -> h``."""
+
+BACKBONES: dict[str, type] = {}
