@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .errors import KitError
 
@@ -78,6 +79,130 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(format_stats(data.stats))
     print(f"prepared data: {data.root}")
     return 0
+
+
+# --- train / evaluate / compare ------------------------------------------------------
+def _parse_sets(pairs: Sequence[str]) -> dict:
+    """``--set neg=10 --set conservative=cql`` → {"neg": 10, "conservative": "cql"} (JSON values)."""
+    import json
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise KitError(f"--set {pair}", "is not KEY=VALUE", "write e.g. --set neg=10")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@command
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train one algorithm on prepared data",
+        description="Train, select the best checkpoint on validation, report test. Writes RUN/config.json, "
+        "RUN/history.csv, RUN/model.pt, RUN/checkpoint.pt and RUN/metrics.json.",
+    )
+    p.add_argument("--data", required=True, help="a prepared-data folder (python -m mcrl_kit prepare --out DIR)")
+    p.add_argument("--backbone", default="sasrec", help="gru | caser | nextitnet | sasrec")
+    p.add_argument("--algo", default="supervised", help="popularity | supervised | sqn | sac | snqn | sa2c | mcrl")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, help="optimisation steps")
+    budget.add_argument("--epochs", type=float, default=None, help="epochs of train rows / batch size steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.005)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None, help="steps between validation runs/checkpoints")
+    p.add_argument("--select-metric", default=None, help="e.g. purchase/NDCG@10 (default)")
+    p.add_argument("--hidden", type=int, default=None, help="embedding/state size (default 64)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an algorithm setting, e.g. --set neg=10")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (slow start)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", required=True, help="the run folder")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .config import ModelConfig, TrainConfig
+    from .train import RunConfig, train
+
+    train_kw = {
+        k: v
+        for k, v in dict(
+            steps=args.steps, epochs=args.epochs, seed=args.seed, device=args.device, lr=args.lr,
+            batch_size=args.batch_size, eval_every=args.eval_every, select_metric=args.select_metric,
+            threads=args.threads, compile=args.compile, amp=args.amp, progress=not args.no_progress,
+        ).items()
+        if v is not None
+    }
+    model_kw = {"backbone": args.backbone, **({"hidden": args.hidden} if args.hidden else {})}
+    run = RunConfig(
+        data=str(Path(args.data).expanduser().resolve()),
+        model=ModelConfig.from_dict(model_kw),
+        algo=args.algo,
+        algo_params=_parse_sets(args.set),
+        train=TrainConfig.from_dict(train_kw),
+    )
+    result = train(run, out=args.out, resume=args.resume)
+    print(format_metrics_table({args.out: result.metrics}))
+    print(f"run: {args.out}")
+    return 0
+
+
+@command
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="re-score a saved run", description="Re-score RUN/model.pt on a split.")
+    p.add_argument("--run", required=True)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .storage import write_json
+    from .train import evaluate_algo, load_run, resolve_device
+
+    run, algo, data = load_run(args.run, args.device)
+    metrics = evaluate_algo(algo, data.replay(args.split), run.train, resolve_device(args.device))
+    write_json(Path(args.run) / f"eval_{args.split}.json", metrics)
+    print(format_metrics_table({args.run: {args.split: metrics}}, split=args.split))
+    return 0
+
+
+@command
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="a results table over runs",
+        description="Rows = runs (seeds of one configuration merged into mean ± std), columns = purchase/click HR/NDCG@5/10/20.",
+    )
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--no-merge", action="store_true", help="one row per run, even for seeds of one configuration")
+    p.set_defaults(run=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from .report import compare_runs, format_compare
+
+    table = compare_runs(args.runs, split=args.split, merge_seeds=not args.no_merge)
+    print(format_compare(table, markdown=args.markdown))
+    return 0
+
+
+def format_metrics_table(metrics_by_run: dict, split: str = "test") -> str:
+    import pandas as pd
+
+    from .report import metrics_row
+
+    rows = [{"run": name, **metrics_row(m[split])} for name, m in metrics_by_run.items()]
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
 # --- entry point ---------------------------------------------------------------------

@@ -228,8 +228,10 @@ class TrainConfig(Config):
     batch_size: int = 256
     #: Adam learning rate (the reference: 0.005 RetailRocket, 0.01 Yoochoose)
     lr: float = 0.005
-    #: evaluate on validation every this many steps (and at the end)
+    #: evaluate on validation (and write a resumable checkpoint) every this many steps, and at the end
     eval_every: int = 2000
+    #: average the loss parts into the history every this many steps
+    log_every: int = 100
     #: checkpoint selection on validation
     select_metric: str = "purchase/NDCG@10"
     seed: int = 0
@@ -243,6 +245,8 @@ class TrainConfig(Config):
     eval_batch_size: int = 1024
     #: torch threads (None = torch's default)
     threads: int | None = None
+    #: bf16 autocast for the training step — CUDA only (on CPU without bf16 units it is 8× slower)
+    amp: bool = False
 
     def validate(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -255,6 +259,7 @@ class TrainConfig(Config):
         _positive("TrainConfig.batch_size", self.batch_size)
         _positive("TrainConfig.lr", self.lr)
         _positive("TrainConfig.eval_every", self.eval_every)
+        _positive("TrainConfig.log_every", self.log_every)
         _positive("TrainConfig.eval_batch_size", self.eval_batch_size)
         _positive("TrainConfig.threads", self.threads, allow_none=True)
         _choice("TrainConfig.select_metric", self.select_metric, SELECT_METRICS)

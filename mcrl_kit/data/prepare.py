@@ -53,7 +53,7 @@ def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame |
     if config.source == "yoochoose":
         return sources.read_yoochoose(config.paths, config, rng=numpy_rng(config.seed, "yoochoose-sample"), progress=progress)
     if config.source == "events":
-        return sources.read_events(frame if frame is not None else config.paths[0], columns=config.columns)
+        return sources.read_events(frame if frame is not None else config.paths[0], columns=config.columns, progress=progress)
     raise AssertionError(config.source)  # DataConfig.validate refuses other names
 
 
@@ -141,7 +141,7 @@ def compute_stats(events: pd.DataFrame, sessions: pd.DataFrame, n_items: int, na
         "sessions": n_sessions,
         "items": int(n_items),
         "items_seen": int(events["item"].nunique()),
-        "events": int(len(events)),
+        "events": len(events),
         "clicks": int(len(events) - buys),
         "purchases": buys,
         "mean_length": round(len(events) / max(n_sessions, 1), 3),

@@ -39,7 +39,8 @@ def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
     out = df.loc[:, list(EVENT_COLUMNS)].copy()
     for col in EVENT_COLUMNS:
         bad = out[col].isna()
-        if col in ("session_id", "item_id") and out[col].dtype == object:
+        # pandas 3 reads text as the `str` dtype, not object: check both for blank ids
+        if col in ("session_id", "item_id") and (out[col].dtype == object or pd.api.types.is_string_dtype(out[col])):
             bad |= out[col].map(lambda v: isinstance(v, str) and v.strip() == "")
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -79,6 +80,8 @@ def _normalise_ids(col: pd.Series) -> pd.Series:
 
 def _as_int64(col: pd.Series, name: str, what: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(col):
+        if isinstance(col.dtype, pd.DatetimeTZDtype):  # astype refuses tz-aware → naive: go through UTC
+            col = col.dt.tz_convert(None)
         return col.astype("datetime64[ns]").astype(np.int64)
     if pd.api.types.is_integer_dtype(col):
         return col.astype(np.int64)

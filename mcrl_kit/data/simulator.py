@@ -1,3 +1,482 @@
-"""The embedded simulator (being written): synthetic sessions with learnable structure."""
+"""The embedded default data source: synthetic shoppers whose logs have learnable structure.
 
-SCALES = ("tiny", "small", "retailrocket", "yoochoose")
+No download: ``prepare(DataConfig(source="simulator", scale=...))`` generates sessions
+from a small, seeded generative model with the structure that makes the paper's question
+meaningful — a sequential signal that a sequence model can learn and popularity cannot,
+and purchases that depend on where a session has been, so that a return-aware learner has
+something to gain. Everything is deterministic given ``(scale, seed, sessions)``.
+
+The world (``numpy_rng(seed, "simulator", "world")``, independent of the session count)
+---------------------------------------------------------------------------------------
+- ``N`` items with popularity ``w_i``: item ranks are a random permutation and
+  ``log w(u) = −α·log(u + q) − β·u − δ·u²`` at relative rank ``u = (rank − ½)/N``
+  (the constants in :data:`POPULARITY` were fitted to the real RetailRocket per-item
+  counts by :func:`fit_popularity`; the law is in relative rank so any ``N`` reuses it);
+- ``K ≈ N / cluster_size`` **intents** = item clusters; every item belongs to one cluster
+  (sizes ≥ 5, Dirichlet-spread, independent of popularity);
+- every item ``i`` has ``M = 3`` **preferred successors** in its own cluster, drawn without
+  replacement ∝ popularity (``i`` itself may be one: a repeat view, as real logs are full
+  of), followed with probabilities :data:`SUCCESSOR_WEIGHTS`. Drawing them ∝ ``w`` keeps
+  the realised item marginal close to ``w``.
+
+A session (``numpy_rng(seed, "simulator", "sessions")``)
+--------------------------------------------------------
+Latents (table ``sim_sessions``): stop hazard ``h ~ Beta(a, b)`` (engagement; ``b`` sets
+the mean length, the Beta's left tail gives the heavy tail of real session lengths) and
+buy propensity ``z ~ N(0, σ_z²)``. The observable state before event ``t`` is the last
+event's item ``i`` and flag, and the **run** ``n`` = the number of consecutive events
+the session has spent in ``i``'s intent (all of it a function of the history).
+Event ``t`` is drawn as
+
+1. after a view of ``i``: a **purchase of i** (an ``addtocart`` in the real data follows a
+   view of the same item) with ``p = σ(buy_logit + λ·ln n + z)``: the odds grow as
+   ``n^λ`` — the longer the session has dwelt in this intent, the likelier it buys;
+2. otherwise a view: at ``t = 0``, or with probability ``p_switch``, a **new intent**: an
+   item drawn by global popularity (= a cluster ∝ its mass, then ∝ ``w`` within it);
+   else with ``p_follow`` one of ``i``'s **successors**; else an item of ``i``'s cluster
+   drawn ∝ ``w``;
+3. the run becomes ``n + 1`` if the item is in the previous item's cluster, else 1;
+4. after the event the session **stops** with probability ``h`` once it has ≥ 3 events
+   (the protocol keeps sessions with ≥ 3 events) and always at :data:`MAX_LENGTH`.
+
+Timestamps are a uniform session start plus exponential gaps (shorter before a
+purchase); only their order matters downstream.
+
+True returns
+------------
+Because the world is rebuilt from the prepared data's config and the latents are saved,
+:func:`true_returns` can roll any logged state forward with the same step function and
+estimate ``V(s_t)`` and ``Q(s_t, a_t)`` under the users' own behaviour — the ground truth
+for the overestimation diagnostics. All generation and rollouts are vectorised: every
+live session (or rollout) advances one event per NumPy step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from ..seeding import numpy_rng
+from .schema import EventLog, validate_events
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One named size of the simulated world."""
+
+    n_items: int
+    sessions: int
+    #: mean items per intent (cluster)
+    cluster_size: int
+    #: target mean events per session (sets the Beta's ``b``)
+    mean_length: float
+    #: intercept of the purchase logit (calibrated to the target purchase share)
+    buy_logit: float
+
+
+SCALES: dict[str, Scale] = {
+    # tests and CI notebooks: prepares in well under a second, trains in seconds
+    "tiny": Scale(n_items=300, sessions=2_000, cluster_size=20, mean_length=6.3, buy_logit=-4.3),
+    # the "trains in minutes on 2 cores" comparisons
+    "small": Scale(n_items=3_000, sessions=20_000, cluster_size=30, mean_length=6.3, buy_logit=-4.3),
+    # RetailRocket as the protocol prepares it: 195,523 sessions, 70,852 items,
+    # 1,176,680 clicks + 57,269 purchases (mean 6.31 events, 4.64 % purchases)
+    "retailrocket": Scale(n_items=70_852, sessions=195_523, cluster_size=40, mean_length=6.31, buy_logit=-4.3),
+    # Yoochoose (RC15 sample): 200,000 sessions, 26,702 items, ~1.11 M clicks, ~44 k buys
+    # (mean 5.77 events, 3.8 % purchases)
+    "yoochoose": Scale(n_items=26_702, sessions=200_000, cluster_size=40, mean_length=5.77, buy_logit=-4.45),
+}
+
+#: Popularity law ``log w(u) = −alpha·log(u + offset) − cutoff·u − curve·u²`` at relative
+#: rank u. Obtained once with ``fit_popularity(item_event_counts.csv.gz["events"])`` on
+#: the real RetailRocket per-item counts (70,852 items, shared/data/sqn_preprocessing_stats);
+#: weighted RMSE 0.061 in log count. It reproduces the real top counts (fit: 1786, 857,
+#: 333, 121, 30 at ranks 1, 10, 100, 1k, 10k; real: 2008, 795, 349, 126, 29), the median
+#: (7.3; real 7) and the top-1 % share (14.0 %; real 14.6 %). tests/test_simulator.py
+#: re-fits from the shared file when present.
+POPULARITY = {"alpha": 0.4238, "offset": 2.023e-05, "cutoff": 3.359, "curve": -1.349}
+
+#: behaviour constants shared by every scale (see the module docstring)
+P_SWITCH = 0.15  # a view jumps to a new intent
+P_FOLLOW = 0.6  # otherwise: follow one of the last item's successors
+SUCCESSOR_WEIGHTS = (0.5, 0.3, 0.2)  # preferred successors 1..M
+BUY_SLOPE = 1.0  # λ: purchase logit per log(events spent in the intent): odds ∝ run^λ
+BUY_SD = 1.0  # σ_z of the per-session buy propensity
+ENGAGEMENT_SHAPE = 2.2  # Beta ``a`` of the stop hazard (> 2: finite variance of lengths)
+MIN_LENGTH = 3  # sessions have at least this many events (the protocol's filter)
+MAX_LENGTH = 1_000  # a session is cut here (the Beta tail reaches it about once per 10⁵ sessions)
+MIN_CLUSTER = 5  # items per cluster, at least (room for M distinct successors and a choice)
+VIEW_GAP_S, BUY_GAP_S = 90.0, 20.0  # mean seconds before a view / a purchase
+START_MS = 1_430_622_000_000  # 2015-05-03, the start of the RetailRocket log
+SPAN_MS = 138 * 86_400_000  # its ~4.5 months
+
+
+# --- popularity law ---------------------------------------------------------------------
+def fit_popularity(counts: np.ndarray | pd.Series, head_weight: float = 0.2) -> dict[str, float]:
+    """Fit :data:`POPULARITY`'s law to per-item event counts (any order).
+
+    Weighted least squares of ``log count`` on ``[1, −log(u + q), −u, −u²]`` at relative
+    rank ``u``, with ``q`` found on a grid (coarse, then fine) in ``log10``. The weights mix
+    uniform-per-item (``1 − head_weight``) with uniform-per-log-rank (``head_weight``): the
+    tail has 70k items, the head a few hundred holding a large share, and both matter.
+    Returns ``alpha, offset, cutoff, curve, log_scale, rmse`` (the weighted RMSE).
+    """
+    x = np.sort(np.asarray(counts, dtype=float).ravel())[::-1]
+    if len(x) < 10 or (x <= 0).any():
+        raise ValueError("fit_popularity needs ≥ 10 positive counts")
+    n = len(x)
+    rank = np.arange(1, n + 1)
+    u = (rank - 0.5) / n
+    y = np.log(x)
+    weight = (1 - head_weight) / n + head_weight / (rank * np.log(n))
+    sw = np.sqrt(weight)
+
+    def solve(log_q: float) -> tuple[float, np.ndarray]:
+        design = np.column_stack([np.ones(n), -np.log(u + 10.0**log_q), -u, -(u**2)])
+        coef, *_ = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)
+        return float(np.sum(weight * (design @ coef - y) ** 2) / weight.sum()), coef
+
+    coarse = np.arange(-8.0, 0.0, 0.1)
+    best = coarse[int(np.argmin([solve(g)[0] for g in coarse]))]
+    fine = np.arange(best - 0.1, best + 0.1001, 0.002)
+    best = fine[int(np.argmin([solve(g)[0] for g in fine]))]
+    err, coef = solve(best)
+    return {
+        "alpha": float(coef[1]),
+        "offset": float(10.0**best),
+        "cutoff": float(coef[2]),
+        "curve": float(coef[3]),
+        "log_scale": float(coef[0]),
+        "rmse": float(np.sqrt(err)),
+    }
+
+
+def popularity_law(n_items: int, params: dict[str, float] | None = None) -> np.ndarray:
+    """Popularity by rank (descending, sums to 1) for a catalogue of ``n_items``."""
+    p = POPULARITY if params is None else params
+    u = (np.arange(n_items) + 0.5) / n_items
+    log_w = -p["alpha"] * np.log(u + p["offset"]) - p["cutoff"] * u - p["curve"] * u**2
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+# --- the world --------------------------------------------------------------------------
+@dataclasses.dataclass
+class World:
+    """Items, intents and successors of one ``(scale, seed)``; see the module docstring."""
+
+    scale: str
+    seed: int
+    n_items: int
+    buy_logit: float
+    engagement: tuple[float, float]  # Beta (a, b) of the stop hazard
+    popularity: np.ndarray  # [N] float64, sums to 1
+    cluster: np.ndarray  # [N] cluster of each item
+    order: np.ndarray  # [N] items sorted by cluster (position → item)
+    cum: np.ndarray  # [N] cumulative popularity along ``order``
+    cluster_lo: np.ndarray  # [K] cumulative mass before each cluster (in ``cum``)
+    cluster_hi: np.ndarray  # [K] cumulative mass at each cluster's end
+    cluster_first: np.ndarray  # [K] first position of each cluster in ``order``
+    cluster_last: np.ndarray  # [K] last position
+    successors: np.ndarray  # [N, M] preferred successors
+    successor_cum: np.ndarray  # [M] cumulative SUCCESSOR_WEIGHTS
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_lo)
+
+    def checksum(self) -> str:
+        """A short fingerprint: prepared data records it, :func:`true_returns` checks it."""
+        h = hashlib.sha1()
+        for arr in (self.popularity, self.cluster, self.successors):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(repr((self.buy_logit, self.engagement, P_SWITCH, P_FOLLOW, SUCCESSOR_WEIGHTS, BUY_SLOPE, MIN_LENGTH, MAX_LENGTH)).encode())
+        return h.hexdigest()[:12]
+
+
+def build_world(scale: str, seed: int = 0) -> World:
+    """The deterministic world of ``scale`` and ``seed`` (independent of the session count)."""
+    if scale not in SCALES:
+        raise DataError(f"simulator scale {scale!r}", "is not a scale", f"use one of {', '.join(SCALES)}")
+    sc = SCALES[scale]
+    rng = numpy_rng(seed, "simulator", "world")
+    n = sc.n_items
+    popularity = popularity_law(n)[rng.permutation(n).argsort()]  # item i gets a random rank
+    k = max(2, round(n / sc.cluster_size))
+    # cluster sizes: MIN_CLUSTER each plus a Dirichlet-spread share of the rest
+    sizes = MIN_CLUSTER + rng.multinomial(n - MIN_CLUSTER * k, rng.dirichlet(np.full(k, 2.0)))
+    cluster = np.repeat(np.arange(k), sizes)[rng.permutation(n)]
+    order = np.argsort(cluster, kind="stable")
+    cum = np.cumsum(popularity[order])
+    last = np.cumsum(sizes) - 1
+    first = last - sizes + 1
+    hi = cum[last]
+    lo = np.concatenate([[0.0], hi[:-1]])
+    # successors: M distinct items of the same cluster (i included), ∝ popularity, by Gumbel top-M
+    m = len(SUCCESSOR_WEIGHTS)
+    successors = np.empty((n, m), dtype=np.int64)
+    for c in range(k):  # K ≤ ~2k clusters; each block is vectorised over its items
+        members = order[first[c] : last[c] + 1]
+        keys = np.log(popularity[members])[None, :] + rng.gumbel(size=(len(members), len(members)))
+        top = np.argsort(-keys, axis=1)[:, :m]
+        successors[members] = members[top]
+    b = (sc.mean_length - MIN_LENGTH) * (ENGAGEMENT_SHAPE - 1)  # E[1/h] − 1 = mean − MIN_LENGTH
+    return World(
+        scale=scale,
+        seed=int(seed),
+        n_items=n,
+        buy_logit=sc.buy_logit,
+        engagement=(ENGAGEMENT_SHAPE, b),
+        popularity=popularity,
+        cluster=cluster,
+        order=order,
+        cum=cum,
+        cluster_lo=lo,
+        cluster_hi=hi,
+        cluster_first=first,
+        cluster_last=last,
+        successors=successors,
+        successor_cum=np.cumsum(SUCCESSOR_WEIGHTS),
+    )
+
+
+def world_summary(scale: str = "tiny", seed: int = 0) -> pd.Series:
+    """The world's parameters and shape, for a notebook."""
+    w = build_world(scale, seed)
+    sizes = w.cluster_last - w.cluster_first + 1
+    pop = np.sort(w.popularity)[::-1]
+    return pd.Series(
+        {
+            "scale": scale,
+            "items": w.n_items,
+            "intents (clusters)": w.n_clusters,
+            "cluster size min/median/max": f"{sizes.min()} / {int(np.median(sizes))} / {sizes.max()}",
+            "top-1% item share": round(float(pop[: max(1, w.n_items // 100)].sum()), 4),
+            "successors per item": len(SUCCESSOR_WEIGHTS),
+            "p_switch / p_follow": f"{P_SWITCH} / {P_FOLLOW}",
+            "purchase logit": f"{w.buy_logit} + {BUY_SLOPE}·ln(run) + z, z ~ N(0, {BUY_SD}²)",
+            "stop hazard": f"Beta({w.engagement[0]:.2f}, {w.engagement[1]:.2f}) after ≥ {MIN_LENGTH} events",
+            "world checksum": w.checksum(),
+        }
+    )
+
+
+# --- the step function (shared by generation and rollouts) ------------------------------
+def _popular_items(world: World, mass: np.ndarray) -> np.ndarray:
+    """Items at cumulative popularity ``mass`` (positions in ``world.order``)."""
+    pos = np.searchsorted(world.cum, mass, side="right")
+    return world.order[np.minimum(pos, world.n_items - 1)]
+
+
+def _step(
+    world: World, last: np.ndarray, last_buy: np.ndarray, run: np.ndarray, t: np.ndarray, z: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw event ``t`` for every row; return ``(item, is_buy, run)`` after it.
+
+    ``last`` / ``last_buy`` / ``run`` describe the event before (ignored where ``t == 0``).
+    """
+    n = len(last)
+    prev = np.maximum(last, 0)
+    draws = rng.random((n, 4))
+    p_buy = 1.0 / (1.0 + np.exp(-(world.buy_logit + BUY_SLOPE * np.log(np.maximum(run, 1)) + z)))
+    buy = (t > 0) & ~last_buy & (draws[:, 0] < p_buy)
+    new_intent = ~buy & ((t == 0) | (draws[:, 1] < P_SWITCH))
+    follow = ~buy & ~new_intent & (draws[:, 2] < P_FOLLOW)
+    within = ~buy & ~new_intent & ~follow
+
+    item = prev.copy()  # a purchase is of the item just viewed
+    item[new_intent] = _popular_items(world, draws[new_intent, 3])
+    k = np.minimum(np.searchsorted(world.successor_cum, draws[follow, 3] * world.successor_cum[-1], side="right"),
+                   len(SUCCESSOR_WEIGHTS) - 1)
+    item[follow] = world.successors[prev[follow], k]
+    c = world.cluster[prev[within]]
+    mass = world.cluster_lo[c] + draws[within, 3] * (world.cluster_hi[c] - world.cluster_lo[c])
+    pos = np.clip(np.searchsorted(world.cum, mass, side="right"), world.cluster_first[c], world.cluster_last[c])
+    item[within] = world.order[pos]
+
+    same = (t > 0) & (world.cluster[item] == world.cluster[prev])
+    return item, buy, np.where(same, run + 1, 1)
+
+
+def _stops(t_next: np.ndarray, hazard: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """After an event: does the session end (``t_next`` = events so far)?"""
+    return ((t_next >= MIN_LENGTH) & (rng.random(len(t_next)) < hazard)) | (t_next >= MAX_LENGTH)
+
+
+# --- generation ---------------------------------------------------------------------------
+def simulate(scale: str = "tiny", seed: int = 0, sessions: int | None = None, progress: bool = True) -> EventLog:
+    """Generate the event log of ``scale`` (``sessions`` overrides its session count)."""
+    world = build_world(scale, seed)
+    n_sessions = SCALES[scale].sessions if sessions is None else int(sessions)
+    if n_sessions <= 0:
+        raise DataError("simulator sessions", f"must be > 0, got {n_sessions}", "give a positive number of sessions")
+    rng = numpy_rng(seed, "simulator", "sessions")
+    hazard = rng.beta(*world.engagement, size=n_sessions)
+    z = rng.normal(0.0, BUY_SD, size=n_sessions)
+    start = START_MS + rng.integers(0, SPAN_MS, size=n_sessions)
+
+    # live sessions only: every array below is compacted as sessions stop
+    sid = np.arange(n_sessions)
+    last = np.full(n_sessions, -1, dtype=np.int64)
+    last_buy = np.zeros(n_sessions, dtype=bool)
+    run = np.zeros(n_sessions, dtype=np.int64)
+    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    bar = tqdm(total=n_sessions, desc=f"simulate {scale}", unit="session", disable=not progress, leave=False)
+    t = 0
+    while len(sid):
+        item, buy, run = _step(world, last, last_buy, run, np.full(len(sid), t), z[sid], rng)
+        chunks.append((sid, item, buy))
+        t += 1
+        live = ~_stops(np.full(len(sid), t), hazard[sid], rng)
+        bar.update(int((~live).sum()))
+        bar.set_postfix(step=t, live=int(live.sum()), refresh=False)
+        sid, last, last_buy, run = sid[live], item[live], buy[live], run[live]
+    bar.close()
+
+    session = np.concatenate([c[0] for c in chunks])
+    order = np.argsort(session, kind="stable")  # chunks are in step order: stable = (session, step)
+    session = session[order]
+    item = np.concatenate([c[1] for c in chunks])[order]
+    is_buy = np.concatenate([c[2] for c in chunks])[order]
+    gap = np.where(is_buy, BUY_GAP_S, VIEW_GAP_S) * 1000 * rng.exponential(size=len(item))
+    gap = 1 + gap.astype(np.int64)  # ≥ 1 ms: strictly increasing within a session
+    csum = np.cumsum(gap)
+    first = np.flatnonzero(np.r_[True, session[1:] != session[:-1]])
+    before = np.repeat(csum[first] - gap[first], np.diff(np.r_[first, len(item)]))
+    timestamp = start[session] + csum - before
+
+    events = validate_events(
+        pd.DataFrame({"session_id": session, "timestamp": timestamp, "item_id": item, "is_buy": is_buy.astype(np.int8)}),
+        name=f"simulator ({scale})",
+    )
+    latents = pd.DataFrame({"session_id": np.arange(n_sessions), "stop_hazard": hazard, "buy_propensity": z})
+    info = {
+        "scale": scale,
+        "seed": int(seed),
+        "sessions": int(n_sessions),
+        "events": len(events),
+        "purchases": int(is_buy.sum()),
+        "intents": world.n_clusters,
+        "world_checksum": world.checksum(),
+    }
+    return EventLog(events, name=f"simulator ({scale})", catalogue=np.arange(world.n_items), extras={"sim_sessions": latents}, info=info)
+
+
+# --- rollouts: the true value of logged states --------------------------------------------
+def logged_runs(cluster: np.ndarray, new_session: np.ndarray) -> np.ndarray:
+    """Run length after each event: consecutive events of its session in the same cluster."""
+    idx = np.arange(len(cluster))
+    starts = new_session.copy()
+    starts[1:] |= cluster[1:] != cluster[:-1]
+    return idx - np.maximum.accumulate(np.where(starts, idx, 0)) + 1
+
+
+def true_returns(
+    data,
+    split: str = "test",
+    gamma: float = 0.5,
+    reward_click: float = 0.2,
+    reward_buy: float = 1.0,
+    n_rollouts: int = 64,
+    horizon: int = 12,
+    seed: int = 0,
+    progress: bool = True,
+    chunk_rows: int = 1 << 20,
+) -> pd.DataFrame:
+    """True ``V(s_t)`` and ``Q(s_t, a_t)`` of every event of ``split`` by simulator rollouts.
+
+    ``data`` is a :class:`~mcrl_kit.data.prepare.PreparedData` made by the simulator. Rows
+    follow ``data.replay(split)`` (sorted by session, then time; row ``i`` is buffer row
+    ``i``); ``session`` is the prepared session index, ``step`` the event's position.
+
+    - ``true_v`` = E[Σ_{k≥0} γ^k r_{t+k} | history before t, latents]: event t onward is
+      simulated (the value of the state under the users' own behaviour);
+    - ``true_q`` = r_t + γ·E[Σ_{k≥0} γ^k r_{t+1+k} | history including t]: the logged
+      action's value; whether the session stops after t is simulated too (the logged
+      ``done`` is not used).
+
+    ``n_rollouts`` Monte-Carlo rollouts per event, each cut after ``horizon`` events (the
+    tail beyond is at most ``γ^horizon · max reward / (1 − γ)``). Rows are processed in
+    chunks of ``chunk_rows`` events × rollouts.
+    """
+    config = data.config
+    if config.source != "simulator":
+        raise DataError(
+            f"prepared data {data.root}", f"was made from source {config.source!r}, not the simulator",
+            "true returns need the simulator's world; prepare with DataConfig(source='simulator')",
+        )
+    latents = data.extra("sim_sessions")
+    if latents is None:
+        raise DataError(f"prepared data {data.root}", "has no simulator latents (extra_sim_sessions.parquet)", "prepare it again")
+    world = build_world(config.scale, config.seed)
+    recorded = (data.stats.get("source_info") or {}).get("world_checksum")
+    if (recorded is not None and recorded != world.checksum()) or world.n_items != data.n_items:
+        raise DataError(
+            f"prepared data {data.root}", "records a simulator world that does not match the one rebuilt from its config",
+            "prepare it again (force=True) with this version of the kit, and do not edit its config.json",
+        )
+    if not 0 <= gamma < 1 or n_rollouts < 1 or horizon < 1:
+        raise DataError("true_returns", f"needs 0 ≤ gamma < 1, n_rollouts ≥ 1, horizon ≥ 1 (got {gamma}, {n_rollouts}, {horizon})",
+                        "pass valid values")
+
+    ev = data.split_events(split)
+    # prepared indices → the simulator's own ids (raw ids are stored as strings)
+    item = data.items["raw_id"].astype(np.int64).to_numpy()[ev["item"].to_numpy()]
+    raw_session = data.sessions["raw_id"].astype(np.int64).to_numpy()[ev["session"].to_numpy()]
+    lat = latents.set_index("session_id").reindex(raw_session)
+    hazard, z = lat["stop_hazard"].to_numpy(), lat["buy_propensity"].to_numpy()
+    is_buy = ev["is_buy"].to_numpy().astype(bool)
+    session = ev["session"].to_numpy()
+    n = len(ev)
+    new = np.r_[True, session[1:] != session[:-1]] if n else np.zeros(0, bool)
+    step = np.arange(n) - np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    run = logged_runs(world.cluster[item], new)
+    # the state before event t is the one after event t − 1 (nothing before a session's first)
+    prev_item = np.where(new, -1, np.r_[-1, item[:-1]])
+    prev_buy = np.where(new, False, np.r_[False, is_buy[:-1]])
+    prev_run = np.where(new, 0, np.r_[0, run[:-1]])
+    reward = np.where(is_buy, reward_buy, reward_click)
+
+    rng = numpy_rng(seed, "simulator", "rollouts")
+    true_v = np.empty(n)
+    future = np.empty(n)  # E[Σ_k γ^k r_{t+1+k}], 0 where the session stops after t
+    per_chunk = max(1, chunk_rows // n_rollouts)
+    bounds = range(0, n, per_chunk)
+    for lo in tqdm(bounds, desc=f"true returns ({split})", disable=not progress, leave=False):
+        sl = slice(lo, min(n, lo + per_chunk))
+        # rows × rollouts: every event's state repeated n_rollouts times
+        p_item, p_buy, p_run, t, it, buy, rn, h, zz = (
+            np.repeat(a[sl], n_rollouts) for a in (prev_item, prev_buy, prev_run, step, item, is_buy, run, hazard, z)
+        )
+        args = (rng, gamma, reward_click, reward_buy, horizon)
+        # V: event t is certain (the state exists), then stop-or-continue after each event
+        g = _rollout(world, p_item, p_buy, p_run, t, h, zz, *args, first_certain=True)
+        true_v[sl] = g.reshape(-1, n_rollouts).mean(axis=1)
+        # Q's continuation: first the stop decision after the logged event t, then t + 1 onward
+        g = _rollout(world, it, buy, rn, t + 1, h, zz, *args, first_certain=False)
+        future[sl] = g.reshape(-1, n_rollouts).mean(axis=1)
+    return pd.DataFrame({"session": session, "step": step, "true_v": true_v, "true_q": reward + gamma * future})
+
+
+def _rollout(
+    world: World, last, last_buy, run, t, hazard, z, rng, gamma, reward_click, reward_buy, horizon, first_certain,
+) -> np.ndarray:
+    """Discounted reward of up to ``horizon`` simulated events from each row's state."""
+    total = np.zeros(len(last))
+    row = np.arange(len(last))  # live rollouts only: every array is compacted as they stop
+    for k in range(horizon):
+        if k > 0 or not first_certain:
+            live = ~_stops(t, hazard, rng)
+            row, last, last_buy, run, t, hazard, z = (a[live] for a in (row, last, last_buy, run, t, hazard, z))
+        if len(row) == 0:
+            break
+        last, last_buy, run = _step(world, last, last_buy, run, t, z, rng)
+        total[row] += gamma**k * np.where(last_buy, reward_buy, reward_click)
+        t = t + 1
+    return total

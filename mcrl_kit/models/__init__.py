@@ -1,3 +1,33 @@
-"""Sequential encoders behind one interface: ``encode(states, lengths) -> h``."""
+"""Sequential encoders behind one interface: ``encode(states, lengths) -> h``.
 
-BACKBONES: dict[str, type] = {}
+``BACKBONES`` maps a name (``ModelConfig.backbone``) to its class; every class takes
+``(n_items, state_len=10, hidden=64, dropout=0.1, sparse=False)``. See ``base.py`` for
+the shape contract and what every backbone guarantees.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Backbone
+from .caser import Caser
+from .gru import GRU4Rec
+from .nextitnet import NextItNet
+from .sasrec import SASRec
+
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+
+BACKBONES: dict[str, type[Backbone]] = {"gru": GRU4Rec, "caser": Caser, "nextitnet": NextItNet, "sasrec": SASRec}
+
+
+def build_backbone(config: ModelConfig, n_items: int, state_len: int = 10, *, sparse: bool = False) -> Backbone:
+    """The backbone ``config.backbone`` with ``config``'s sizes for ``n_items`` items.
+
+    ``sparse=True`` gives the item embedding sparse gradients (use ``SparseAdam`` for it).
+    """
+    cls = BACKBONES[config.backbone]
+    return cls(n_items, state_len=state_len, hidden=config.hidden, dropout=config.dropout, sparse=sparse)
+
+
+__all__ = ["BACKBONES", "Backbone", "Caser", "GRU4Rec", "NextItNet", "SASRec", "build_backbone"]

@@ -1,0 +1,105 @@
+"""The one small interface every algorithm implements.
+
+An algorithm is an ``nn.Module`` holding its networks and whatever randomness it needs
+(a ``torch.Generator`` saved in its ``state_dict``, so a resumed run draws the same
+negatives and role swaps). The training loop only ever calls:
+
+- ``loss(batch, step) -> {"total": …, <named parts>: …}`` — every term of the paper's
+  loss under its own name, so each is logged and plotted;
+- ``scores(states, lengths) -> [B, n_items]`` — the recommendation logits (evaluation);
+- ``learning_rate(step, base)`` — for schedules such as SA2C's switch;
+- ``after_step(step)`` — target-network updates.
+
+Value-based algorithms also expose ``values(states, lengths, actions)`` (the value the
+algorithm assigns to the logged action: Q(s, a) for the Q-learners, V(s) for MCRL) and
+optionally ``q_values(states, lengths)`` over all items, for the overestimation
+diagnostics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..config import AlgoConfig, ModelConfig
+from ..data.replay import Batch, ReplayBuffer
+from ..seeding import torch_generator
+
+
+class Algo(nn.Module):
+    name: ClassVar[str]
+    Config: ClassVar[type[AlgoConfig]] = AlgoConfig
+    #: False for algorithms fitted by counting (popularity): the loop skips gradient steps
+    trainable: ClassVar[bool] = True
+    #: True when ``values`` is defined (the overestimation diagnostics use it)
+    value_based: ClassVar[bool] = False
+
+    def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: AlgoConfig, seed: int = 0):
+        super().__init__()
+        self.n_items, self.state_len = int(n_items), int(state_len)
+        self.model_config, self.config = model, config
+        # the algorithm's own randomness (negatives, role swaps), independent of batch sampling
+        self.generator = torch_generator(seed, "algo", self.name)
+
+    # --- what every algorithm provides ---------------------------------------------------
+    def loss(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- optional hooks ------------------------------------------------------------------
+    def values(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no value estimates")
+
+    def q_values(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} has no per-item action values")
+
+    def learning_rate(self, step: int, base: float) -> float:
+        return base
+
+    def after_step(self, step: int) -> None:
+        """Called after each optimiser step (target networks, schedules)."""
+
+    def fit(self, buffer: ReplayBuffer) -> None:
+        """Non-gradient fitting (popularity); gradient algorithms ignore it."""
+
+    def param_counts(self) -> dict[str, int]:
+        """Trainable parameters (what the paper's tables count) and frozen ones (targets)."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        return {"params": trainable, "params_frozen": frozen}
+
+    # --- helpers for subclasses ----------------------------------------------------------
+    def sample_negatives(self, actions: torch.Tensor, k: int) -> torch.Tensor:
+        """``k`` items per row drawn uniformly from all items except the row's action.
+
+        As the reference: with replacement among the k, never the logged item. Drawn on
+        the CPU generator (so CPU and GPU runs draw the same items), then moved.
+        """
+        cpu_actions = actions.detach().to("cpu")
+        neg = torch.randint(0, self.n_items - 1, (len(actions), k), generator=self.generator)
+        neg += (neg >= cpu_actions[:, None]).long()  # skip the logged item, keep uniformity
+        return neg.to(actions.device)
+
+    def get_extra_state(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def config_fields(cls: type[AlgoConfig]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def item_cross_entropy(head: nn.Linear, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy ``-log softmax(head(h))[target]`` over all items, shape [B].
+
+    Every algorithm's item-sized softmax goes through here, so the one optimised
+    implementation (chunked, fused) serves all of them.
+    """
+    return nn.functional.cross_entropy(head(h), target, reduction="none")

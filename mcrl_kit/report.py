@@ -1,0 +1,101 @@
+"""Results tables: one run's metrics as a row, many runs as the paper's table.
+
+Runs that differ only in their seed are merged into one row of ``mean ± std`` (sample
+standard deviation over seeds); the label names the backbone, the algorithm and any
+algorithm setting that differs from its default.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError
+
+KINDS = ("purchase", "click")
+MEASURES = ("HR", "NDCG")
+KS = (5, 10, 20)
+COLUMNS = [f"{kind} {m}@{k}" for kind in KINDS for m in MEASURES for k in KS]
+
+
+def metrics_row(split_metrics: dict) -> dict[str, float]:
+    """``{"purchase HR@5": …, …}`` from ``metrics[split]`` (missing values → NaN)."""
+    return {
+        f"{kind} {m}@{k}": float(split_metrics.get(kind, {}).get(f"{m}@{k}", np.nan))
+        for kind in KINDS
+        for m in MEASURES
+        for k in KS
+    }
+
+
+def run_label(config: dict) -> str:
+    """``sasrec-sqn`` plus the algorithm settings that differ from their defaults."""
+    from .algos import algo_class
+
+    algo = config["algo"]
+    if algo == "popularity":
+        return "popularity"
+    defaults = algo_class(algo).Config().to_dict()
+    changed = {k: v for k, v in config.get("algo_params", {}).items() if defaults.get(k) != v}
+    label = f"{config['model']['backbone']}-{algo}"
+    if changed:
+        label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
+    return label
+
+
+def _group_key(config: dict) -> str:
+    cfg = json.loads(json.dumps(config))
+    cfg["train"].pop("seed", None)
+    for k in ("device", "threads", "progress", "compile"):
+        cfg["train"].pop(k, None)
+    return json.dumps(cfg, sort_keys=True)
+
+
+def load_run_metrics(run: str | Path) -> tuple[dict, dict]:
+    run = Path(run)
+    for name in ("config.json", "metrics.json"):
+        if not (run / name).exists():
+            raise ConfigError(str(run), f"has no {name} (not a finished run)", "pass folders written by `train --out`")
+    return json.loads((run / "config.json").read_text()), json.loads((run / "metrics.json").read_text())
+
+
+def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool = True) -> pd.DataFrame:
+    """A table: one row per configuration (seeds merged) with mean and std columns.
+
+    Columns: ``label``, ``seeds``, ``params``, then for each metric column ``c`` both
+    ``c`` (mean) and ``c std``.
+    """
+    groups: dict[str, list[tuple[dict, dict, str]]] = {}
+    for run in runs:
+        config, metrics = load_run_metrics(run)
+        key = _group_key(config) if merge_seeds else str(run)
+        groups.setdefault(key, []).append((config, metrics, str(run)))
+    rows = []
+    for members in groups.values():
+        config = members[0][0]
+        values = pd.DataFrame([metrics_row(m[split]) for _, m, _ in members])
+        row = {"label": run_label(config), "seeds": len(members), "params": members[0][1].get("params", 0)}
+        for col in COLUMNS:
+            row[col] = float(values[col].mean())
+            row[f"{col} std"] = float(values[col].std(ddof=1)) if len(members) > 1 else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_compare(table: pd.DataFrame, markdown: bool = False, digits: int = 4) -> str:
+    """The table as text: ``mean ± std`` cells when several seeds were merged."""
+    shown = pd.DataFrame({"model": table["label"], "seeds": table["seeds"], "params": table["params"].map(lambda v: f"{v:,}")})
+    for col in COLUMNS:
+        mean, std = table[col], table[f"{col} std"]
+        shown[col] = [
+            f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 else "") for m, s, n in zip(mean, std, table["seeds"])
+        ]
+    if markdown:
+        header = "| " + " | ".join(shown.columns) + " |"
+        sep = "|" + "|".join("---" for _ in shown.columns) + "|"
+        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+        return "\n".join([header, sep, *body])
+    return shown.to_string(index=False)

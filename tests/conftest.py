@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny prepared datasets built once per session, in a temp folder."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# tests never write into the checkout's cache
+os.environ.setdefault("MCRL_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mcrl-test-cache-{os.getpid()}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The simulator at its ``tiny`` scale, prepared once."""
+    from mcrl_kit.config import DataConfig
+    from mcrl_kit.data import prepare
+
+    return prepare(DataConfig(source="simulator", scale="tiny", seed=0), out=tmp_path_factory.mktemp("tiny") / "data", progress=False)
+
+
+def shared_file_or_skip(*parts: str):
+    from mcrl_kit.paths import shared_file
+
+    path = shared_file(*parts)
+    if path is None:
+        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the real-data samples), which is absent here")
+    return path

@@ -1,0 +1,56 @@
+"""Configs: unknown keys refused with the valid list, JSON round trip, bad values refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcrl_kit.config import AlgoConfig, DataConfig, TrainConfig
+from mcrl_kit.errors import ConfigError
+
+
+def test_unknown_key_names_the_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        DataConfig.from_dict({"sorce": "simulator"})
+    msg = str(err.value)
+    assert "sorce" in msg and "did you mean 'source'" in msg and "scale" in msg and "Fix:" in msg
+
+
+def test_round_trip(tmp_path):
+    cfg = DataConfig(source="simulator", scale="small", seed=3, split=(0.7, 0.2, 0.1))
+    cfg.save(tmp_path / "c.json")
+    assert DataConfig.load(tmp_path / "c.json") == cfg
+    t = TrainConfig(steps=10, lr=0.01)
+    assert TrainConfig.from_dict(t.to_dict()) == t
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(source="kaggle"),
+        dict(scale="huge"),
+        dict(split=(0.5, 0.5)),
+        dict(state_len=0),
+        dict(source="retailrocket"),  # needs a path
+    ],
+)
+def test_bad_data_values(bad):
+    with pytest.raises(ConfigError):
+        DataConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(steps=-1), dict(steps=5, epochs=1.0), dict(lr=0), dict(select_metric="purchase/MRR"), dict(device="tpu")],
+)
+def test_bad_train_values(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict(bad)
+
+
+def test_types_are_checked_and_coerced():
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0
+    assert DataConfig.from_dict({"split": [0.8, 0.1, 0.1]}).split == (0.8, 0.1, 0.1)
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({"batch_size": "big"})
+    with pytest.raises(ConfigError):
+        AlgoConfig.from_dict({"gamma": 1.5})

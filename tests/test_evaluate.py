@@ -1,0 +1,77 @@
+"""Full-ranking metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mcrl_kit.data.replay import ReplayBuffer
+from mcrl_kit.evaluate import evaluate, flat_metrics, metrics_from_ranks, target_ranks
+
+
+def _buffer(actions, buys, n_items, one_session=False):
+    n = len(actions)
+    session = np.zeros(n) if one_session else np.arange(n)
+    return ReplayBuffer.from_events(session, np.array(actions), np.array(buys), n_items=n_items, state_len=2)
+
+
+def test_hand_computed_hr_and_ndcg():
+    # 30 items; the score of item i is fixed per row so the rank of the target is known
+    n_items = 30
+    # targets placed at ranks 0, 4, 5, 19, 25 (clicks) and 1, 9 (purchases)
+    ranks_wanted = [0, 4, 5, 19, 25, 1, 9]
+    buys = [0, 0, 0, 0, 0, 1, 1]
+    actions = [3, 7, 11, 2, 29, 0, 5]
+    buf = _buffer(actions, buys, n_items, one_session=True)  # distinct states identify rows
+    order = {}
+    for row, (a, r) in enumerate(zip(actions, ranks_wanted)):
+        others = [i for i in range(n_items) if i != a]
+        order[row] = [*others[:r], a, *others[r:]]
+    row_of = {tuple(buf.state[i].tolist()): i for i in range(len(actions))}
+
+    def score(states, lengths):
+        out = torch.zeros(len(states), n_items)
+        for j, s in enumerate(states.tolist()):
+            for pos, item in enumerate(order[row_of[tuple(s)]]):
+                out[j, item] = n_items - pos
+        return out
+
+    ranks = target_ranks(score, buf, max_k=20, batch_size=3)
+    assert ranks.tolist() == [0, 4, 5, 19, 20, 1, 9]  # rank 25 is outside top-20 → 20
+    m = evaluate(score, buf, batch_size=4)
+    g = lambda r: 1 / math.log2(r + 2)  # noqa: E731
+    assert m["click"]["HR@5"] == pytest.approx(2 / 5)
+    assert m["click"]["HR@10"] == pytest.approx(3 / 5)
+    assert m["click"]["HR@20"] == pytest.approx(4 / 5)
+    assert m["click"]["NDCG@5"] == pytest.approx((g(0) + g(4)) / 5)
+    assert m["click"]["NDCG@10"] == pytest.approx((g(0) + g(4) + g(5)) / 5)
+    assert m["click"]["NDCG@20"] == pytest.approx((g(0) + g(4) + g(5) + g(19)) / 5)
+    assert m["purchase"]["HR@5"] == pytest.approx(1 / 2)
+    assert m["purchase"]["HR@10"] == pytest.approx(1.0)
+    assert m["purchase"]["NDCG@10"] == pytest.approx((g(1) + g(9)) / 2)
+    assert m["count"] == {"click": 5, "purchase": 2}
+    flat = flat_metrics(m, "val/")
+    assert flat["val/purchase/HR@10"] == pytest.approx(1.0)
+
+
+def test_metrics_from_ranks_edges():
+    m = metrics_from_ranks(torch.tensor([0, 20]), torch.tensor([False, False]), ks=(1, 20))
+    assert m["click"]["HR@1"] == 0.5 and m["click"]["NDCG@1"] == 0.5
+    assert m["click"]["HR@20"] == 0.5
+    assert math.isnan(m["purchase"]["HR@1"])  # no purchases → undefined, not 0
+
+
+def test_batching_does_not_change_results():
+    torch.manual_seed(0)
+    w = torch.randn(12, 50)
+    buf = _buffer(list(np.random.default_rng(0).integers(0, 50, 200)), [0, 1] * 100, 50)
+
+    def score(states, lengths):
+        return torch.nn.functional.one_hot(states[:, 0], 51)[:, :12].float() @ w
+
+    a = evaluate(score, buf, batch_size=7)
+    b = evaluate(score, buf, batch_size=1000)
+    assert a == b
