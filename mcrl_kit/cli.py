@@ -47,7 +47,7 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: a cache folder under data/cache)")
     p.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(run=run_prepare)
+    p.set_defaults(handler=run_prepare)
 
 
 def _parse_columns(pairs: Sequence[str]) -> dict[str, str] | None:
@@ -125,7 +125,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, help="the run folder")
-    p.set_defaults(run=run_train)
+    p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--device", default="auto")
-    p.set_defaults(run=run_evaluate)
+    p.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -185,7 +185,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["val", "test"])
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--no-merge", action="store_true", help="one row per run, even for seeds of one configuration")
-    p.set_defaults(run=run_compare)
+    p.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -205,6 +205,39 @@ def format_metrics_table(metrics_by_run: dict, split: str = "test") -> str:
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
+# --- diagnose -----------------------------------------------------------------------
+@command
+def add_diagnose(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "diagnose", help="overestimation: predicted values vs Monte-Carlo (and true) returns",
+        description="Per held-out event: the run's value of the logged action (Q) or state (V, MCRL), the discounted "
+        "Monte-Carlo return, on the simulator the true expected return, and the bias. Writes "
+        "RUN/diagnose_SPLIT.parquet and RUN/diagnose_SPLIT.json and prints the summary.",
+    )
+    p.add_argument("--run", required=True)
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--rollouts", type=int, default=64, help="simulator rollouts per event for the true return")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run_diagnose)
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics import bias_by, diagnose_run
+
+    table, summary = diagnose_run(args.run, args.split, n_rollouts=args.rollouts, device=args.device, progress=not args.no_progress)
+    keys = ["events", "mean_value", "mean_mc_return", "mean_bias", "std_bias", "mean_abs_bias", "overestimated_share",
+            "mean_true_value", "mean_bias_true"]
+    for k in keys:
+        if k in summary:
+            v = summary[k]
+            print(f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}")
+    print("\nbias by step in session:")
+    print(bias_by(table, "step").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nwritten: {Path(args.run) / f'diagnose_{args.split}.parquet'} and .json")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mcrl_kit", description=__doc__.splitlines()[0])
@@ -218,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(args.handler(args) or 0)
     except KitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

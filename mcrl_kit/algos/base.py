@@ -36,6 +36,9 @@ class Algo(nn.Module):
     trainable: ClassVar[bool] = True
     #: True when ``values`` is defined (the overestimation diagnostics use it)
     value_based: ClassVar[bool] = False
+    #: what ``values`` estimates: "q" = Q(s, a_t) of the logged action (with ``q_values``
+    #: over all items), "v" = V(s) of the state
+    value_kind: ClassVar[str] = "q"
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: AlgoConfig, seed: int = 0):
         super().__init__()

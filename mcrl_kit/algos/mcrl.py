@@ -113,6 +113,7 @@ class MCRL(Algo):
     name = "mcrl"
     Config = MCRLConfig
     value_based = True
+    value_kind = "v"
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: MCRLConfig, seed: int = 0):
         super().__init__(n_items, state_len, model, config, seed)
