@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit notebooks lint bench clean
+.PHONY: demo test unit notebooks lint bench bench-peer-env clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || (command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV)) || python3 -m venv $(VENV)
@@ -26,11 +26,21 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -p no:nbmake -q tests -m "not slow and not browser"
 
+# the notebook series through papermill (CI profile) into build/notebooks/
+notebooks: $(STAMP)
+	$(PY) -m mcrl_kit notebooks
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# throughput, memory and FLOP efficiency (build/bench/); `python -m mcrl_kit` preloads
+# tcmalloc itself when libtcmalloc-minimal4 is installed (MCRL_TCMALLOC=0: glibc malloc)
 bench: $(STAMP)
-	$(PY) -m mcrl_kit bench
+	$(PY) -m mcrl_kit bench --wait-quiet 120 --readme
+
+# RecBole 1.2.1 in .venv-peer: the peer `bench` runs side by side when this env exists
+bench-peer-env:
+	bash benchmarks/make_peer_env.sh
 
 clean:
 	rm -rf build runs data/cache .pytest_cache

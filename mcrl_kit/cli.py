@@ -81,6 +81,24 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def add_stats(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="the statistics table of prepared datasets",
+                       description="One row per prepared-data folder: sessions, items, clicks, purchases, mean length.")
+    p.add_argument("data", nargs="+", help="prepared-data folders")
+    p.add_argument("--markdown", action="store_true")
+    p.set_defaults(handler=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from .data import load_prepared, stats_frame
+    from .report import markdown_table
+
+    frame = stats_frame([load_prepared(d).stats for d in args.data])
+    print(markdown_table(frame) if args.markdown else frame.to_string(index=False))
+    return 0
+
+
 # --- train / evaluate / compare ------------------------------------------------------
 def _parse_sets(pairs: Sequence[str]) -> dict:
     """``--set neg=10 --set conservative=cql`` → {"neg": 10, "conservative": "cql"} (JSON values)."""
@@ -118,6 +136,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="steps between validation runs/checkpoints")
     p.add_argument("--select-metric", default=None, help="e.g. purchase/NDCG@10 (default)")
     p.add_argument("--hidden", type=int, default=None, help="embedding/state size (default 64)")
+    p.add_argument("--dropout", type=float, default=None, help="backbone dropout (default 0.1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an algorithm setting, e.g. --set neg=10")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (slow start)")
@@ -141,7 +160,10 @@ def run_train(args: argparse.Namespace) -> int:
         ).items()
         if v is not None
     }
-    model_kw = {"backbone": args.backbone, **({"hidden": args.hidden} if args.hidden else {})}
+    model_kw = {
+        "backbone": args.backbone,
+        **{k: v for k, v in (("hidden", args.hidden), ("dropout", args.dropout)) if v is not None},
+    }
     run = RunConfig(
         data=str(Path(args.data).expanduser().resolve()),
         model=ModelConfig.from_dict(model_kw),
@@ -150,8 +172,16 @@ def run_train(args: argparse.Namespace) -> int:
         train=TrainConfig.from_dict(train_kw),
     )
     result = train(run, out=args.out, resume=args.resume)
-    print(format_metrics_table({args.out: result.metrics}))
-    print(f"run: {args.out}")
+    from .train import distributed
+
+    rank, world = distributed()
+    if rank == 0:  # under torchrun every process returns the same metrics: print them once
+        print(format_metrics_table({args.out: result.metrics}))
+        print(f"run: {args.out}" + (f" ({world} processes)" if world > 1 else ""))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 0
 
 
@@ -238,6 +268,117 @@ def run_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench ---------------------------------------------------------------------------
+@command
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import add_arguments
+
+    p = sub.add_parser(
+        "bench", help="measure training/evaluation throughput, memory and FLOP efficiency",
+        description="Training transitions/s and peak memory per algorithm × backbone × catalogue (synthetic batches "
+        "and prepared retailrocket-scale data), evaluation states/s, matmul peak and achieved fraction, "
+        "ablations, and RecBole's SASRec side by side. Writes build/bench/bench.{json,csv}.",
+    )
+    add_arguments(p)
+    p.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from .bench import bench, resolve_defaults
+
+    bench(resolve_defaults(args))
+    return 0
+
+
+@command
+def add_bias_table(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bias-table", help="mean value bias over diagnosed runs (seeds merged)",
+        description="Reads RUN/diagnose_SPLIT.json of each run (write them with `diagnose`) and prints the mean "
+        "predicted value, Monte-Carlo return, bias (and, on the simulator, true value and bias), mean ± std over seeds.",
+    )
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--markdown", action="store_true")
+    p.set_defaults(handler=run_bias_table)
+
+
+def run_bias_table(args: argparse.Namespace) -> int:
+    from .report import compare_bias, format_bias
+
+    print(format_bias(compare_bias(args.runs, args.split), markdown=args.markdown))
+    return 0
+
+
+# --- notebooks / demo ---------------------------------------------------------------
+@command
+def add_notebooks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "notebooks", help="execute the notebook series with papermill",
+        description="Execute notebooks/NN_*.ipynb in order with papermill (kernel python3) under a profile, with "
+        "parameter overrides. Writes OUT/<name>.ipynb, OUT/<name>.metrics.json, OUT/runs/ and OUT/timings.json.",
+    )
+    p.add_argument("--only", default=None, metavar="NN,NN", help="notebooks by number, e.g. 03,05 (default: all)")
+    p.add_argument("--profile", default="smoke", choices=["smoke", "full"],
+                   help="smoke: the committed CI values (default); full: real-size runs")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a declared parameter, e.g. -p STEPS 2000 (values are Python literals or strings)")
+    p.add_argument("--out", default=None, help="output folder (default: build/notebooks)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds one cell may run (default: 900 smoke, 12 h full)")
+    p.add_argument("--update-readme", action="store_true",
+                   help="write the measured minutes into README.md's notebook table (run the whole series into a fresh --out)")
+    p.set_defaults(handler=run_notebooks_command)
+
+
+def _notebook_overrides(pairs: Sequence[Sequence[str]]) -> dict:
+    from .notebooks import parse_value
+
+    return {name: parse_value(value) for name, value in pairs}
+
+
+def run_notebooks_command(args: argparse.Namespace) -> int:
+    from .notebooks import run_notebooks, update_readme
+
+    overrides = _notebook_overrides(args.parameter)
+    done = run_notebooks(args.only, args.profile, overrides, args.out, cell_timeout=args.timeout)
+    for e in done:
+        print(f"{e.notebook.number}  {e.seconds / 60:5.1f} min  {e.output}")
+    if args.update_readme:
+        if args.only or args.profile != "smoke" or overrides:
+            raise KitError("--update-readme", "needs the whole series in the smoke profile without overrides",
+                           "run `python -m mcrl_kit notebooks --out build/nb-timing --update-readme` alone")
+        path = update_readme({e.notebook.number: e.seconds for e in done},
+                             "python -m mcrl_kit notebooks --out build/nb-timing --update-readme")
+        print(f"updated {path}")
+    return 0
+
+
+@command
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="the whole notebook series on the embedded simulator",
+        description="Prepare the simulator, print its statistics, then execute every notebook on it (papermill). "
+        "Executed notebooks and metrics go to build/notebooks/, figures to figures/.",
+    )
+    p.add_argument("--profile", default="smoke", choices=["smoke", "full"])
+    p.add_argument("--out", default=None, help="output folder (default: build/notebooks)")
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .data import format_stats
+    from .experiments import load_data
+    from .notebooks import NOTEBOOKS, run_notebooks
+    from .paths import figures_dir
+
+    scale = NOTEBOOKS["02"].full["SCALE"] if args.profile == "full" else "tiny"
+    print(format_stats(load_data("simulator", scale=scale).stats), flush=True)
+    # every notebook that picks a dataset gets the simulator (01's default would use the RetailRocket sample)
+    done = run_notebooks(None, args.profile, {"DATASET": "simulator"}, args.out)
+    print(f"\nexecuted notebooks and metrics: {done[0].output.parent}\nfigures: {figures_dir()}")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mcrl_kit", description=__doc__.splitlines()[0])
@@ -254,6 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KitError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the file system refused (permissions, disk full, read-only): say so, no traceback
+        print(
+            f"error: {err.filename or 'the file system'}: {err.strerror or err}. "
+            "Fix: check the path, its permissions and the free disk space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,7 +7,8 @@ paths come from here. Environment variables override the defaults:
 - ``MCRL_HOME``: the project root (default: the checkout this package lives in, or the
   current directory when the kit is installed elsewhere);
 - ``MCRL_CACHE``: prepared-data cache (default ``<home>/data/cache``);
-- ``MCRL_SHARED``: the read-only real-data samples (default ``<home>/../shared/data``).
+- ``MCRL_SHARED``: the read-only real-data samples (default ``<home>/../shared/data``);
+- ``MCRL_FIGURES``: where figures are saved (default ``<home>/figures``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def build_dir() -> Path:
 
 
 def figures_dir() -> Path:
-    return home() / "figures"
+    """Figures meant for readers; ``MCRL_FIGURES`` redirects them (tests do, to keep ``figures/`` clean)."""
+    env = os.environ.get("MCRL_FIGURES")
+    return Path(env).expanduser().resolve() if env else home() / "figures"
 
 
 def notebooks_dir() -> Path:

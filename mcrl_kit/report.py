@@ -21,6 +21,14 @@ KS = (5, 10, 20)
 COLUMNS = [f"{kind} {m}@{k}" for kind in KINDS for m in MEASURES for k in KS]
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (cells as shown by ``str``)."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, sep, *body])
+
+
 def metrics_row(split_metrics: dict) -> dict[str, float]:
     """``{"purchase HR@5": …, …}`` from ``metrics[split]`` (missing values → NaN)."""
     return {
@@ -93,9 +101,43 @@ def format_compare(table: pd.DataFrame, markdown: bool = False, digits: int = 4)
         shown[col] = [
             f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 else "") for m, s, n in zip(mean, std, table["seeds"])
         ]
-    if markdown:
-        header = "| " + " | ".join(shown.columns) + " |"
-        sep = "|" + "|".join("---" for _ in shown.columns) + "|"
-        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-        return "\n".join([header, sep, *body])
-    return shown.to_string(index=False)
+    return markdown_table(shown) if markdown else shown.to_string(index=False)
+
+
+BIAS_COLUMNS = ("mean_value", "mean_mc_return", "mean_bias", "std_bias", "mean_true_value", "mean_bias_true")
+
+
+def compare_bias(runs: list[str | Path], split: str = "test") -> pd.DataFrame:
+    """Mean value bias per configuration (seeds merged), from ``RUN/diagnose_<split>.json``."""
+    groups: dict[str, list[tuple[dict, dict]]] = {}
+    for run in runs:
+        path = Path(run) / f"diagnose_{split}.json"
+        if not path.exists():
+            raise ConfigError(str(run), f"has no diagnose_{split}.json", f"run `python -m mcrl_kit diagnose --run {run}` first")
+        config, _ = load_run_metrics(run)
+        groups.setdefault(_group_key(config), []).append((config, json.loads(path.read_text())))
+    rows = []
+    for members in groups.values():
+        row = {"label": run_label(members[0][0]), "seeds": len(members)}
+        for col in BIAS_COLUMNS:
+            vals = [m[1][col] for m in members if col in m[1]]
+            row[col] = float(np.mean(vals)) if vals else np.nan
+            if col.startswith("mean_bias"):
+                row[f"{col} seed-std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_bias(table: pd.DataFrame, markdown: bool = False, digits: int = 4) -> str:
+    shown = pd.DataFrame({"model": table["label"], "seeds": table["seeds"]})
+    for col in BIAS_COLUMNS:
+        if table[col].isna().all():
+            continue
+        if f"{col} seed-std" in table:
+            shown[col] = [
+                f"{m:+.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 else "")
+                for m, s, n in zip(table[col], table[f"{col} seed-std"], table["seeds"])
+            ]
+        else:
+            shown[col] = table[col].map(lambda v: f"{v:.{digits}f}")
+    return markdown_table(shown) if markdown else shown.to_string(index=False)

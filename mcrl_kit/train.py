@@ -15,8 +15,17 @@ A run folder holds:
 ``checkpoint.pt``      everything needed to resume exactly (weights, optimiser, RNGs)
 ``best-<step>.pt``     the best weights so far (referenced by the checkpoint)
 ``model.pt``           the selected (best) weights, at the end
-``metrics.json``       ``{"val": …, "test": …, "params": …, "steps": …}``
+``timing.csv``         wall-clock seconds of training at each evaluation (not reproducible,
+                       so kept out of ``history.csv``)
+``metrics.json``       ``{"val": …, "test": …, "params": …, "steps": …}``, written last:
+                       its presence means the run is complete
 =====================  ==============================================================
+
+Every file is written atomically, and the order of the writes makes a ``kill -9`` at any
+moment harmless: ``best-<step>.pt`` before the ``checkpoint.pt`` that names it, stale
+``best-*`` removed only after, ``metrics.json`` last. Resuming (``--resume``) from
+whatever is on disk ends with exactly the metrics of a run that never stopped
+(``tests/test_interrupt.py`` kills runs at each of these points).
 
 Determinism: every random draw comes from generators seeded from ``TrainConfig.seed``
 (batches, the algorithm's negatives/role swaps, dropout via the global torch RNG), all
@@ -30,6 +39,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +48,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import faults
 from .algos import Algo, algo_config, build_algo
 from .config import Config, ModelConfig, TrainConfig
 from .data import PreparedData, load_prepared
@@ -45,7 +56,7 @@ from .data.replay import ReplayBuffer
 from .errors import ConfigError, TrainingError
 from .evaluate import evaluate, flat_metrics
 from .seeding import seed_everything, torch_generator
-from .storage import atomic_path, read_json, write_json
+from .storage import atomic_path, read_json, remove_stale_temps, write_json
 
 
 @dataclasses.dataclass
@@ -82,6 +93,46 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+# --- several processes (torchrun) ----------------------------------------------------
+def distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless this process was started by ``torchrun``.
+
+    Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1 in the environment) the
+    process group is created here on first use: NCCL when CUDA is present, gloo on CPU.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise ConfigError("WORLD_SIZE", "is > 1 but this torch build has no torch.distributed", "run one process")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _rank_device(device: torch.device, world: int) -> torch.device:
+    """One GPU per process under torchrun (``LOCAL_RANK``); the CPU is shared."""
+    if world > 1 and device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _broadcast(obj: Any, world: int) -> Any:
+    """Rank 0's ``obj`` on every rank (a no-op in one process)."""
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def sample_batch(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """``size`` distinct row indices drawn uniformly from ``range(n)``.
 
@@ -107,10 +158,52 @@ def steps_for(train: TrainConfig, n_rows: int) -> int:
     return max(1, math.ceil(train.epochs * n_rows / train.batch_size))
 
 
-def make_optimizer(algo: Algo, lr: float, device: torch.device) -> torch.optim.Optimizer:
+class Optimizers:
+    """Several optimisers behind the one interface the loop uses (dense Adam + SparseAdam).
+
+    ``param_groups`` is the live list of every group, so setting ``group["lr"]`` reaches all.
+    """
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for opt, st in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(st)
+
+
+def make_optimizer(algo: Algo, lr: float, device: torch.device) -> torch.optim.Optimizer | Optimizers:
+    """Adam over every trainable parameter, as the reference.
+
+    Fused Adam: one kernel over all parameters instead of a dozen per tensor. An item embedding built
+    with sparse gradients (``ModelConfig.sparse_embedding``) gets ``SparseAdam`` instead:
+    it updates only the rows a batch touched — lazy Adam, a different trajectory.
+    """
+    sparse_ids = {
+        id(m.weight) for m in algo.modules() if isinstance(m, torch.nn.Embedding) and m.sparse and m.weight.requires_grad
+    }
     params = [p for p in algo.parameters() if p.requires_grad]
-    # fused Adam: one kernel over all parameters instead of a dozen per tensor
-    return torch.optim.Adam(params, lr=lr, fused=True)
+    dense = [p for p in params if id(p) not in sparse_ids]
+    sparse = [p for p in params if id(p) in sparse_ids]
+    adam = torch.optim.Adam(dense, lr=lr, fused=True)
+    if not sparse:
+        return adam
+    return Optimizers(adam, torch.optim.SparseAdam(sparse, lr=lr))
 
 
 def _check_finite(parts: dict[str, torch.Tensor], step: int, algo: str) -> None:
@@ -163,19 +256,37 @@ def train(
     ``checkpoint.pt`` there is continued exactly.
     """
     cfg = run.train
-    device = resolve_device(cfg.device)
+    rank, world = distributed()
+    device = _rank_device(resolve_device(cfg.device), world)
+    if world > 1:
+        if cfg.batch_size % world:
+            raise ConfigError("TrainConfig.batch_size", f"{cfg.batch_size} does not split over {world} processes",
+                              f"give a batch size divisible by {world} (it is the global batch)")
+        if run.model.sparse_embedding:
+            raise ConfigError("ModelConfig.sparse_embedding", "is not supported with several processes",
+                              "train with dense embeddings under torchrun")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = data if data is not None else load_prepared(run.data)
     out = Path(out) if out is not None else None
-    if out is not None:
-        _prepare_out(out, resume)
-        run.save(out / "config.json")
 
+    # everything that can refuse the run (K ≥ catalogue, empty splits, a checkpoint of
+    # another config) happens before the run folder is created or written
     seed_everything(cfg.seed)
     algo = build_algo(run.algo, data.n_items, data.config.state_len, run.model, run.algo_params, seed=cfg.seed).to(device)
     train_buf = data.replay("train")
     val_buf = data.replay("val")
+    data.replay("test")
+    if out is not None and rank == 0:  # under torchrun, rank 0 alone owns the run folder
+        _prepare_out(out, resume, run)
+        run.save(out / "config.json")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        # dropout differs per process (as it does per example in one process); the rest,
+        # weights and the algorithm's own generator, starts identical on every rank
+        torch.manual_seed(cfg.seed * 1_000_003 + rank)
 
     history: list[dict] = []
     total_steps = steps_for(cfg, len(train_buf)) if algo.trainable else 0
@@ -184,6 +295,9 @@ def train(
         algo.fit(train_buf)
     else:
         history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume)
+    if rank != 0:  # rank 0 evaluates and writes; the others return its metrics
+        metrics = _broadcast(None, world)
+        return TrainResult(algo=algo, metrics=metrics, history=pd.DataFrame(history), out=out)
 
     val = evaluate_algo(algo, val_buf, cfg, device)
     test = evaluate_algo(algo, data.replay("test"), cfg, device)
@@ -202,9 +316,12 @@ def train(
     if out is not None:
         with atomic_path(out / "model.pt") as tmp:
             torch.save(algo.state_dict(), tmp)
-        write_json(out / "metrics.json", metrics)
+        faults.point("train:model")
         with atomic_path(out / "history.csv") as tmp:
             hist.to_csv(tmp, index=False)
+        # metrics.json last: its presence means every other file of the run is complete
+        write_json(out / "metrics.json", metrics)
+    _broadcast(metrics, world)
     return TrainResult(algo=algo, metrics=metrics, history=hist, out=out)
 
 
@@ -212,7 +329,19 @@ def _strip_counts(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "count"}
 
 
-def _prepare_out(out: Path, resume: bool) -> None:
+def _prepare_out(out: Path, resume: bool, run: RunConfig) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(str(out), "exists and is not a folder", "choose another --out for the run folder")
+    if (out / "events.parquet").exists() or (out / "stats.json").exists():  # its config.json would be overwritten
+        raise ConfigError(str(out), "is a prepared-data folder, not a run folder", "choose another --out for the run")
+    if resume and (out / "checkpoint.pt").exists() and (out / "config.json").exists():
+        # config.json is the checkpoint's config (both written by the same run): refuse a
+        # different one before overwriting it
+        if _resume_key(read_json(out / "config.json")) != _resume_key(run.to_dict()):
+            raise TrainingError(
+                str(out / "checkpoint.pt"), "was written by a different configuration",
+                "resume with the same settings as the interrupted run, or start a new --out",
+            )
     if out.exists() and not resume and any(out.iterdir()):
         if (out / "metrics.json").exists() or (out / "checkpoint.pt").exists():
             raise ConfigError(
@@ -220,6 +349,7 @@ def _prepare_out(out: Path, resume: bool) -> None:
                 "pass --resume to continue it, or choose another --out (or delete the folder)",
             )
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, folder=True)  # temporaries of a killed run
 
 
 def _fit(
@@ -232,8 +362,16 @@ def _fit(
     out: Path | None,
     resume: bool,
 ) -> tuple[list[dict], int]:
-    """Run the optimisation; return the history and the selected step (best weights loaded)."""
+    """Run the optimisation; return the history and the selected step (best weights loaded).
+
+    Under torchrun every rank draws the same global batch of ``batch_size`` rows from the
+    same generator and trains on its slice ``idx[rank::world]``; DistributedDataParallel
+    averages the gradients, so one step equals a one-process step on the global batch
+    (up to float summation order, the per-rank dropout masks and negatives drawn per
+    slice). Rank 0 alone evaluates, selects and writes checkpoints.
+    """
     cfg, acfg = run.train, algo.config
+    rank, world = distributed()
     optimizer = make_optimizer(algo, cfg.lr, device)
     batches = torch_generator(cfg.seed, "batches")
     metric_key = "val/" + cfg.select_metric
@@ -250,26 +388,41 @@ def _fit(
         algo.load_state_dict(ckpt["algo"])
         optimizer.load_state_dict(ckpt["optimizer"])
         batches.set_state(ckpt["batches"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        ranks_rng = ckpt.get("torch_rng_ranks")
+        torch.set_rng_state(ranks_rng[rank] if ranks_rng and len(ranks_rng) == world else ckpt["torch_rng"])
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         state = ckpt["state"]
-        if state["best_step"] >= 0:
+        if state["best_step"] >= 0 and rank == 0:
             best_weights = torch.load(out / f"best-{state['best_step']:08d}.pt", map_location=device, weights_only=False)
-        _remove_stale_best(out, state["best_step"])
+        if rank == 0:
+            _remove_stale_best(out, state["best_step"])
 
-    step_fn = torch.compile(algo.loss) if cfg.compile else algo.loss
+    model: torch.nn.Module = algo
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # forward() is the loss; where parameters may sit out a step (SQN's idle network
+        # of the role swap) DDP must look for them (Algo.unused_params)
+        model = DistributedDataParallel(
+            algo, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=type(algo).unused_params,
+        )
+    step_fn = torch.compile(model) if cfg.compile else model
     history = state["history"]
+    # wall-clock seconds live apart from the history, so that history.csv is reproducible
+    timing = state.setdefault("timing", [])
+    seconds0 = timing[-1]["seconds"] if timing else 0.0
     sums: dict[str, torch.Tensor] = {}
     n_summed = 0
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train {run.algo}", disable=not cfg.progress)
+    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train {run.algo}", disable=not cfg.progress or rank != 0)
     algo.train()
     for step in range(state["step"], total_steps):
         lr = algo.learning_rate(step, cfg.lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = sample_batch(len(train_buf), cfg.batch_size, batches)
+        idx = sample_batch(len(train_buf), cfg.batch_size, batches)[rank::world]
         batch = train_buf.batch(idx, acfg.reward_click, acfg.reward_buy, device=device)
         with _autocast(device, cfg.amp):
             parts = step_fn(batch, step)
@@ -278,6 +431,7 @@ def _fit(
         parts["total"].backward()
         optimizer.step()
         algo.after_step(step)
+        faults.point("train:step")
 
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
@@ -286,12 +440,19 @@ def _fit(
         bar.update(1)
         row: dict[str, Any] = {}
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == total_steps:
+            if world > 1:  # the logged losses are means over every rank's slice
+                import torch.distributed as dist
+
+                names = sorted(sums)
+                packed = torch.stack([sums[k] for k in names]) / world
+                dist.all_reduce(packed)
+                sums = dict(zip(names, packed, strict=True))
             row = {"step": done, "lr": lr, **{f"loss/{k}": float(v) / n_summed for k, v in sums.items()}}
             sums, n_summed = {}, 0
-        if done % cfg.eval_every == 0 or done == total_steps:
+        if rank == 0 and (done % cfg.eval_every == 0 or done == total_steps):
             val = flat_metrics(evaluate_algo(algo, val_buf, cfg, device), "val/")
             row.update(val)
-            row["seconds"] = round(time.perf_counter() - t0, 2)
+            timing.append({"step": done, "seconds": round(seconds0 + time.perf_counter() - t0, 2)})
             bar.set_postfix({cfg.select_metric: f"{val[metric_key]:.4f}"})
             if val[metric_key] > state["best_value"]:
                 state["best_value"], state["best_step"] = val[metric_key], done
@@ -300,12 +461,18 @@ def _fit(
                 if out is not None:
                     with atomic_path(out / f"best-{done:08d}.pt") as tmp:
                         torch.save(best_weights, tmp)
+                    faults.point("train:best")
         if row:
             history.append(row)
         if out is not None and (done % cfg.eval_every == 0 or done == total_steps):
             state["step"] = done
-            _save_checkpoint(out, algo, optimizer, batches, state, run, device)
-            _remove_stale_best(out, state["best_step"])
+            ranks_rng = _gather_rng(world)
+            if rank == 0:
+                _save_checkpoint(out, algo, optimizer, batches, state, run, device, ranks_rng)
+                faults.point("train:checkpoint")
+                _remove_stale_best(out, state["best_step"])
+                with atomic_path(out / "timing.csv") as tmp:
+                    pd.DataFrame(timing).to_csv(tmp, index=False)
     bar.close()
     if best_weights is not None:
         algo.load_state_dict(best_weights)
@@ -318,8 +485,23 @@ def _resume_key(config: dict) -> dict:
     return {**config, "train": train}
 
 
-def _save_checkpoint(out: Path, algo: Algo, optimizer, batches, state: dict, run: RunConfig, device: torch.device) -> None:
+def _gather_rng(world: int) -> list[torch.Tensor] | None:
+    """Every rank's dropout RNG state (so a resumed multi-process run continues exactly)."""
+    if world == 1:
+        return None
+    import torch.distributed as dist
+
+    states: list = [None] * world
+    dist.all_gather_object(states, torch.get_rng_state())
+    return states
+
+
+def _save_checkpoint(
+    out: Path, algo: Algo, optimizer, batches, state: dict, run: RunConfig, device: torch.device,
+    ranks_rng: list[torch.Tensor] | None = None,
+) -> None:
     ckpt = {
+        "torch_rng_ranks": ranks_rng,
         "config": run.to_dict(),
         "algo": algo.state_dict(),
         "optimizer": optimizer.state_dict(),

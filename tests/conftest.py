@@ -8,6 +8,8 @@ import pytest
 
 # tests never write into the checkout's cache
 os.environ.setdefault("MCRL_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mcrl-test-cache-{os.getpid()}"))
+# ... nor into its figures/ folder (notebooks executed by tests inherit this)
+os.environ.setdefault("MCRL_FIGURES", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"mcrl-test-figures-{os.getpid()}"))
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,15 @@ def tiny_data(tmp_path_factory):
     from mcrl_kit.data import prepare
 
     return prepare(DataConfig(source="simulator", scale="tiny", seed=0), out=tmp_path_factory.mktemp("tiny") / "data", progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_data, tmp_path_factory):
+    """SQN and MCRL trained for a few steps on ``tiny_data``: ``(study, {label: [run folder]})``."""
+    from mcrl_kit.experiments import Study
+
+    study = Study(tiny_data, steps=30, batch_size=64, eval_every=15, device="cpu", threads=1, out=tmp_path_factory.mktemp("runs"))
+    return study, study.train({"SQN": "sqn", "MCRL": "mcrl"})
 
 
 def shared_file_or_skip(*parts: str):

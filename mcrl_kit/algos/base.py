@@ -26,6 +26,7 @@ from torch import nn
 
 from ..config import AlgoConfig, ModelConfig
 from ..data.replay import Batch, ReplayBuffer
+from ..fused import linear_cross_entropy
 from ..seeding import torch_generator
 
 
@@ -39,6 +40,9 @@ class Algo(nn.Module):
     #: what ``values`` estimates: "q" = Q(s, a_t) of the logged action (with ``q_values``
     #: over all items), "v" = V(s) of the state
     value_kind: ClassVar[str] = "q"
+    #: True when a step may leave some trainable parameters without a gradient (SQN's
+    #: role swap trains one network per step): DistributedDataParallel must then look
+    unused_params: ClassVar[bool] = False
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: AlgoConfig, seed: int = 0):
         super().__init__()
@@ -53,6 +57,10 @@ class Algo(nn.Module):
 
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def forward(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        """The loss: DistributedDataParallel hooks its gradient averaging on ``forward``."""
+        return self.loss(batch, step)
 
     # --- optional hooks ------------------------------------------------------------------
     def values(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -103,6 +111,9 @@ def item_cross_entropy(head: nn.Linear, h: torch.Tensor, target: torch.Tensor) -
     """Per-row cross-entropy ``-log softmax(head(h))[target]`` over all items, shape [B].
 
     Every algorithm's item-sized softmax goes through here, so the one optimised
-    implementation (chunked, fused) serves all of them.
+    implementation serves all of them: :func:`mcrl_kit.fused.linear_cross_entropy`
+    makes the logits a cache-sized chunk at a time and never keeps the ``[B, n_items]``
+    tensor (same values and gradients; ``mcrl_kit.fused.use_fused(False)`` gives the
+    plain ``F.cross_entropy(head(h), target)``).
     """
-    return nn.functional.cross_entropy(head(h), target, reduction="none")
+    return linear_cross_entropy(h, head.weight, head.bias, target)

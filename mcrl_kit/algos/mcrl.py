@@ -174,7 +174,9 @@ class MCRL(Algo):
             parts["value"] = err.pow(2).mean()
 
         # reward model: logged pair → click/purchase, negative pairs → negative
-        pos_pairs, neg_pairs = self._pairs(h, batch.action), self._pairs(h, neg)
+        # a_t and its negatives in one embedding lookup: one item-sized embedding gradient, not two
+        pairs = self._pairs(h, torch.cat([batch.action[:, None], neg], 1))  # [B, 1 + K, d + e]
+        pos_pairs, neg_pairs = pairs[:, 0], pairs[:, 1:]
         r_pos, r_neg = self.reward(pos_pairs), self.reward(neg_pairs)  # [B, 3], [B, K, 3]
         if cfg.reward_model:
             labels = torch.cat([torch.where(batch.is_buy, PURCHASE, CLICK), neg.new_full((B * cfg.neg,), NEGATIVE)])
@@ -263,10 +265,21 @@ class MCRL(Algo):
         pairs = self._pairs(h, actions)
         return self.expected_reward(self.reward(pairs)) + self.config.gamma * self.value(self.transition(pairs)).squeeze(-1)
 
+    def predicted_next(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """T(h, a): the transition model's next-state embedding for actions [B] → [B, d] or [B, K] → [B, K, d]."""
+        return self.transition(self._pairs(self.backbone.encode(states, lengths), actions))
+
     def param_counts(self) -> dict[str, int]:
         counts = super().param_counts()
         counts["params_policy_head"] = sum(p.numel() for p in self.policy.parameters())
         counts["params_models"] = sum(
             p.numel() for m in (self.value, self.reward, self.transition) for p in m.parameters()
         )
+        # the comparison the paper makes: SQN on the same backbone and catalogue (built on
+        # the meta device, so no memory is allocated)
+        from .sqn import SQN
+
+        with torch.device("meta"):
+            sqn = SQN(self.n_items, self.state_len, self.model_config, SQN.Config(), seed=0)
+        counts["params_sqn"] = sqn.param_counts()["params"]
         return counts

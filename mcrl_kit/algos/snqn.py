@@ -25,7 +25,8 @@ The mean over ``{a_t} ∪ a⁻`` is a sampled estimate of the state value, so ``
 advantage; clipping at 0 drops the CE of actions the critic ranks below average.
 
 Cost per step: one encoder pass per network over ``[s_t ; s_{t+1}]`` (the other's under
-``no_grad``), one ``[2B, n_items]`` Q product of the trained network for both argmaxes,
+``no_grad``), one ``[2B, n_items]`` Q product of the trained network for both argmaxes
+(chunked: never held whole),
 the CE head on ``s_t``; Q at the logged and negative actions is read from the head's rows.
 
 As in ``sqn.py``: at SA2C's switch the reference moves to a second, fresh Adam; the
@@ -42,7 +43,7 @@ from ..config import ModelConfig
 from ..data.replay import Batch
 from ..errors import ConfigError
 from .base import item_cross_entropy
-from .sqn import SQN, SQNConfig, ce_parts, check_switch_step, double_q_target, q_at
+from .sqn import SQN, SQNConfig, ce_parts, check_switch_step, double_q_target, greedy, q_at
 
 
 @dataclasses.dataclass
@@ -99,12 +100,12 @@ class SNQN(SQN):
         h, h_next = trained.encode_many(now, after)
         with torch.no_grad():
             h_other, h_other_next = other.encode_many(now, after)
-            # the trained network picks a* at s_t and s_{t+1} in one item-sized product
-            q_pick, q_pick_next = trained.q_head(torch.cat([h, h_next])).split(len(h))
-            y = double_q_target(batch.reward, cfg.gamma * (~batch.done).float(), q_pick_next, other.q_head, h_other_next)
+            # the trained network picks a* at s_t and s_{t+1} in one item-sized (chunked) product
+            a_pick, a_pick_next = greedy(trained.q_head, torch.cat([h, h_next])).split(len(h))
+            y = double_q_target(batch.reward, cfg.gamma * (~batch.done).float(), a_pick_next, other.q_head, h_other_next)
             # a negative: reward 0, the user stays at s_t (no done mask: the session did not end)
             zero_reward, gamma = torch.zeros_like(batch.reward), torch.full_like(batch.reward, cfg.gamma)
-            y_neg = double_q_target(zero_reward, gamma, q_pick, other.q_head, h_other)
+            y_neg = double_q_target(zero_reward, gamma, a_pick, other.q_head, h_other)
         q = q_at(trained.q_head, h, batch.action)  # Q_θ(s_t, a_t)       [B]
         q_neg = q_at(trained.q_head, h, neg)  # Q_θ(s_t, a⁻)            [B, K]
         td = 0.5 * (y - q).pow(2)

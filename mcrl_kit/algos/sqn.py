@@ -24,7 +24,8 @@ Items are ranked by the CE head of network 1 (the reference evaluates ``QN_1.out
 
 Cost per step: one encoder pass per network over ``[s_t ; s_{t+1}]`` (the other's
 under ``no_grad``), and only the item-sized products the loss needs — the CE head on
-``s_t`` and the trained Q head on ``s_{t+1}`` for the argmax; ``Q(s, a)`` at single
+``s_t`` (fused with its softmax, ``mcrl_kit.fused``) and the trained Q head on
+``s_{t+1}`` for the argmax (chunked, never a B × n_items tensor); ``Q(s, a)`` at single
 actions is read from the head's rows (``q_at``) instead of a B × n_items product.
 
 As the reference, the targets are computed in training mode (dropout on) and the
@@ -44,6 +45,7 @@ from torch import nn
 from ..config import AlgoConfig, ModelConfig
 from ..data.replay import Batch
 from ..errors import ConfigError
+from ..fused import linear_argmax
 from ..models import build_backbone
 from .base import Algo, item_cross_entropy
 
@@ -100,18 +102,23 @@ def q_at(head: nn.Linear, h: torch.Tensor, actions: torch.Tensor) -> torch.Tenso
     return (w * h).sum(-1) + b
 
 
+def greedy(head: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+    """``argmax_a Q(s, a)`` over all items ``[B]``: ``head(h).argmax(-1)``, chunk by chunk
+    (``mcrl_kit.fused.linear_argmax``: no B × n_items tensor, the same actions)."""
+    return linear_argmax(h.detach(), head.weight.detach(), head.bias.detach())
+
+
 @torch.no_grad()
 def double_q_target(
-    reward: torch.Tensor, discount: torch.Tensor, q_trained: torch.Tensor, other_head: nn.Linear, h_other: torch.Tensor
+    reward: torch.Tensor, discount: torch.Tensor, a_star: torch.Tensor, other_head: nn.Linear, h_other: torch.Tensor
 ) -> torch.Tensor:
-    """``y = r + discount · Q_other(s, argmax_a Q_trained(s, a))`` (trfl's ``double_qlearning`` target).
+    """``y = r + discount · Q_other(s, a*)`` with ``a* = argmax_a Q_trained(s, a)`` (trfl's ``double_qlearning`` target).
 
-    ``q_trained`` ``[B, n_items]``: the trained network's Q over all items at the
-    bootstrap state (it picks the action); ``h_other``: the other network's encoding of
+    ``a_star`` ``[B]``: the trained network's greedy action at the bootstrap state
+    (:func:`greedy`: it picks the action); ``h_other``: the other network's encoding of
     the same state (it evaluates the action). ``discount`` ``[B]`` is γ, times
     ``(1 − done)`` where the episode may end.
     """
-    a_star = q_trained.argmax(-1)
     return reward + discount * q_at(other_head, h_other, a_star)
 
 
@@ -134,6 +141,7 @@ class SQN(Algo):
     name = "sqn"
     Config = SQNConfig
     value_based = True
+    unused_params = True  # the role swap trains one of the two networks per step
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: SQNConfig, seed: int = 0):
         super().__init__(n_items, state_len, model, config, seed)
@@ -156,7 +164,7 @@ class SQN(Algo):
             h_other_next = other.encode(batch.next_state, batch.len_next_state)
             # y = r + γ (1 − done) Q_θ'(s', argmax_a Q_θ(s', a)): no bootstrap past the session's end
             discount = self.config.gamma * (~batch.done).float()
-            y = double_q_target(batch.reward, discount, trained.q_head(h_next), other.q_head, h_other_next)
+            y = double_q_target(batch.reward, discount, greedy(trained.q_head, h_next), other.q_head, h_other_next)
         q = q_at(trained.q_head, h, batch.action)  # Q_θ(s_t, a_t)
         td = 0.5 * (y - q).pow(2)
         ce = item_cross_entropy(trained.ce_head, h, batch.action)

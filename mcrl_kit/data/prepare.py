@@ -11,6 +11,7 @@ prepared folder holds:
                        sorted raw ids, as the reference's LabelEncoder)
 ``sessions.parquet``   ``session`` → ``raw_id`` and ``split`` (train / val / test)
 ``stats.json``         the statistics table (sessions, items, clicks, purchases, …)
+``inputs.json``        path, size and mtime of the input files (an edited file is prepared again)
 ``extra_*.parquet``    side tables of the source (the simulator's latents)
 =====================  ============================================================
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
+from .. import faults, paths
 from ..config import DataConfig
 from ..errors import DataError
 from ..seeding import numpy_rng
@@ -40,6 +41,8 @@ from .schema import EventLog
 from .split import SPLITS, split_sessions
 
 REQUIRED_FILES = ("config.json", "events.parquet", "items.parquet", "sessions.parquet", "stats.json")
+#: the input files' path, size and mtime when the folder was written (see :func:`prepare`)
+INPUTS_FILE = "inputs.json"
 
 
 def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame | None = None) -> EventLog:
@@ -57,13 +60,19 @@ def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame |
     raise AssertionError(config.source)  # DataConfig.validate refuses other names
 
 
-def cache_key(config: DataConfig) -> str:
-    """A folder name for ``config``: source, scale or file stem, and a hash of both."""
-    fingerprint = {"config": config.to_dict(), "files": []}
+def input_files(config: DataConfig) -> list[list]:
+    """``[path, size, mtime_ns]`` of each input file: a prepared folder is reused only for the same."""
+    files = []
     for p in config.paths:
         path = Path(p).expanduser()
         st = path.stat() if path.exists() else None
-        fingerprint["files"].append([str(path.resolve()), st.st_size if st else None, st.st_mtime_ns if st else None])
+        files.append([str(path.resolve()), st.st_size if st else None, st.st_mtime_ns if st else None])
+    return files
+
+
+def cache_key(config: DataConfig) -> str:
+    """A folder name for ``config``: source, scale or file stem, and a hash of both."""
+    fingerprint = {"config": config.to_dict(), "files": input_files(config)}
     digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:10]
     label = config.scale if config.source == "simulator" else Path(config.paths[0]).name.split(".")[0]
     return f"{config.source}-{label}-{digest}"
@@ -86,12 +95,21 @@ def prepare(
     if out is None:
         out = paths.cache_dir() / cache_key(config)
     out = Path(out)
+    # the whole folder is replaced: never a file or a folder of something else (`--out ~`)
+    if out.exists() and not (out.is_dir() and (is_prepared(out) or not any(out.iterdir()))):
+        raise DataError(
+            str(out), "exists and is not a prepared-data folder (prepare replaces the whole folder)",
+            "choose another --out, or delete it first",
+        )
+    inputs = input_files(config)
     if not force and frame is None and is_prepared(out):
         existing = load_prepared(out)
-        if existing.config == config:
+        # the same config *and* the same input files (an edited CSV is prepared again)
+        stored = read_json(out / INPUTS_FILE) if (out / INPUTS_FILE).exists() else None
+        if existing.config == config and stored == inputs:
             return existing
     log = load_source(config, progress=progress, frame=frame)
-    write_prepared(log, config, out)
+    write_prepared(log, config, out, inputs=inputs)
     return load_prepared(out)
 
 
@@ -157,13 +175,19 @@ def compute_stats(events: pd.DataFrame, sessions: pd.DataFrame, n_items: int, na
     return stats
 
 
-def write_prepared(log: EventLog, config: DataConfig, out: str | Path) -> Path:
-    """Encode, split and write ``log`` to ``out`` atomically (temp folder, then rename)."""
+def write_prepared(log: EventLog, config: DataConfig, out: str | Path, inputs: list | None = None) -> Path:
+    """Encode, split and write ``log`` to ``out`` atomically (temp folder, then rename).
+
+    ``inputs`` (:func:`input_files`, taken before reading them) is saved so that
+    :func:`prepare` reuses the folder only for unchanged input files.
+    """
     events, items, sessions = encode(log, config)
     stats = compute_stats(events, sessions, len(items), log.name, log.info)
     with atomic_dir(out) as tmp:
         config.save(tmp / "config.json")
+        write_json(tmp / INPUTS_FILE, input_files(config) if inputs is None else inputs)
         events.to_parquet(tmp / "events.parquet", index=False)
+        faults.point("prepare:events")
         # raw ids may mix ints and strings across sources; parquet needs one type per column
         items.assign(raw_id=items["raw_id"].astype(str)).to_parquet(tmp / "items.parquet", index=False)
         sessions.assign(raw_id=sessions["raw_id"].astype(str)).to_parquet(tmp / "sessions.parquet", index=False)

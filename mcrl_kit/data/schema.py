@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import DataError
 
 EVENT_COLUMNS = ("session_id", "timestamp", "item_id", "is_buy")
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
@@ -36,6 +37,9 @@ def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
         )
     if len(df) == 0:
         raise DataError(name, "the event log is empty", "pass a log with at least one session of events")
+    duplicated = sorted({str(c) for c in df.columns if c in EVENT_COLUMNS and list(df.columns).count(c) > 1})
+    if duplicated:
+        raise DataError(name, f"has duplicated column name(s) {', '.join(duplicated)}", "give every column its own name")
     out = df.loc[:, list(EVENT_COLUMNS)].copy()
     for col in EVENT_COLUMNS:
         bad = out[col].isna()
@@ -46,13 +50,28 @@ def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
                 name,
-                f"{int(bad.sum())} row(s) have an empty {col} (first at row {row})",
+                f"{int(bad.sum())} row(s) have an empty {col} (blank, or a missing-value marker such as NaN, "
+                f"None, NA or null; first at row {row})",
                 "drop or fill those rows before preparing",
             )
+        if out[col].dtype == object:  # only object columns can hold text that is not valid Unicode
+            bad = out[col].map(lambda v: isinstance(v, str) and not _is_unicode(v))
+            if bad.any():
+                raise DataError(
+                    name, f"{int(bad.sum())} {col} value(s) are not valid Unicode text (first: {out[col][bad].iloc[0]!r})",
+                    "decode the ids properly (lone surrogates cannot be saved)",
+                )
     out["timestamp"] = _as_int64(out["timestamp"], name, "timestamp")
     is_buy = out["is_buy"]
     if is_buy.dtype == bool:
         is_buy = is_buy.astype(np.int8)
+    if is_buy.dtype == object or pd.api.types.is_string_dtype(is_buy):
+        # "true"/"false" in any case (how pandas writes a bool column), like 1/0
+        text = is_buy.astype(str).str.strip().str.lower()
+        words = text.isin(["true", "false"]).to_numpy()
+        if words.any():
+            flags = (text == "true").to_numpy().astype(np.int8)
+            is_buy = pd.Series(np.where(words, flags, is_buy.to_numpy(dtype=object)), index=is_buy.index)
     is_buy = pd.to_numeric(is_buy, errors="coerce")
     if is_buy.isna().any() or not is_buy.isin([0, 1]).all():
         bad = out["is_buy"][is_buy.isna() | ~is_buy.isin([0, 1])]
@@ -68,9 +87,22 @@ def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
     return out
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _normalise_ids(col: pd.Series) -> pd.Series:
-    """Integer ids stay integers; anything else becomes a string (one type per column)."""
+    """Integer ids stay integers; anything else becomes a string (one type per column).
+
+    Unsigned ids beyond int64 become strings too: wrapping them would merge distinct ids.
+    """
     if pd.api.types.is_integer_dtype(col):
+        if pd.api.types.is_unsigned_integer_dtype(col) and col.max() > INT64_MAX:
+            return col.astype(str)
         return col.astype(np.int64)
     if pd.api.types.is_float_dtype(col) and np.all(np.mod(col.to_numpy(), 1) == 0):
         if np.all(np.abs(col.to_numpy()) < 2**53):
@@ -79,29 +111,68 @@ def _normalise_ids(col: pd.Series) -> pd.Series:
 
 
 def _as_int64(col: pd.Series, name: str, what: str) -> pd.Series:
+    """Timestamps → int64 preserving their order exactly, or a DataError.
+
+    One form per column: integers (kept), finite floats (integral ones kept, fractional
+    ones in millionths: µs resolution), datetimes or ISO 8601 strings (ns since 1970).
+    Refused: booleans, a mix of numbers and text, values outside int64 (which would wrap
+    around and reorder events), dates outside 1677–2262 (outside ns int64).
+    """
+    forms = f"give every {what} in one form: integers (e.g. Unix ms), finite numbers or ISO 8601 dates"
+    if pd.api.types.is_bool_dtype(col):
+        raise DataError(name, f"{what} is a boolean column", forms)
     if pd.api.types.is_datetime64_any_dtype(col):
         if isinstance(col.dtype, pd.DatetimeTZDtype):  # astype refuses tz-aware → naive: go through UTC
             col = col.dt.tz_convert(None)
-        return col.astype("datetime64[ns]").astype(np.int64)
-    if pd.api.types.is_integer_dtype(col):
-        return col.astype(np.int64)
-    numeric = pd.to_numeric(col, errors="coerce")
-    if numeric.isna().any():
-        parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+        return _datetime_ns(col, name, what)
+    numeric = col if pd.api.types.is_integer_dtype(col) else pd.to_numeric(col, errors="coerce")
+    if numeric.isna().all():  # no numbers at all: dates
+        parsed = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
         if parsed.isna().any():
-            bad = col[parsed.isna() & numeric.isna()]
+            bad = col[parsed.isna()]
             raise DataError(
-                name,
-                f"{len(bad)} {what} value(s) are neither numbers nor dates (first: {bad.iloc[0]!r})",
-                f"give {what}s as numbers (e.g. Unix ms) or ISO 8601 dates",
+                name, f"{len(bad)} {what} value(s) are neither numbers nor dates (first: {bad.iloc[0]!r}; dates must be ISO 8601)", forms
             )
-        return parsed.dt.tz_convert(None).astype("datetime64[ns]").astype(np.int64)
-    if not np.isfinite(numeric.to_numpy(dtype=float)).all():
+        return _datetime_ns(parsed.dt.tz_convert(None), name, what)
+    if numeric.isna().any():
+        text, good = col[numeric.isna()], col[numeric.notna()]
+        bad = text[pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").isna()]
+        if len(bad):
+            problem = f"{len(bad)} {what} value(s) are neither numbers nor dates (first: {bad.iloc[0]!r}; dates must be ISO 8601)"
+        else:
+            problem = f"{what} mixes numbers (first: {good.iloc[0]!r}) with {len(text)} date(s) (first: {text.iloc[0]!r})"
+        raise DataError(name, problem, forms)
+    if pd.api.types.is_bool_dtype(numeric):
+        raise DataError(name, f"{what} holds booleans", forms)
+    if pd.api.types.is_integer_dtype(numeric):
+        if pd.api.types.is_unsigned_integer_dtype(numeric) and numeric.max() > INT64_MAX:
+            raise DataError(name, f"{what} {numeric.max()} is beyond the int64 range", f"give {what}s below 2**63")
+        return numeric.astype(np.int64)
+    values = numeric.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
         raise DataError(name, f"{what} has infinite values", f"drop those rows or fix the {what}s")
-    if pd.api.types.is_float_dtype(numeric):
+    if np.abs(values).max() >= 2.0**63:
+        raise DataError(name, f"{what} {float(values[np.argmax(np.abs(values))])!r} is beyond the int64 range", f"give {what}s below 2**63")
+    if (values % 1 != 0).any():
         # fractional seconds (e.g. Yoochoose exports): keep the order at µs resolution
-        return (numeric * 1_000_000).round().astype(np.int64) if (numeric % 1 != 0).any() else numeric.astype(np.int64)
+        if np.abs(values).max() * 1e6 >= 2.0**63:
+            raise DataError(
+                name, f"fractional {what}s as large as {float(np.abs(values).max())!r} cannot keep µs resolution in int64",
+                f"give integer {what}s (e.g. Unix ms), or fractional seconds",
+            )
+        return (numeric * 1_000_000).round().astype(np.int64)
     return numeric.astype(np.int64)
+
+
+def _datetime_ns(col: pd.Series, name: str, what: str) -> pd.Series:
+    """Naive datetimes (any unit) → int64 ns since 1970; dates outside ns int64 are refused."""
+    try:
+        return col.astype("datetime64[ns]").astype(np.int64)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise DataError(
+            name, f"{what}s run from {col.min()} to {col.max()}, outside the years 1677–2262 that int64 ns can hold",
+            f"fix the {what}s (a wrong century?), or give them as integers",
+        ) from None
 
 
 @dataclasses.dataclass

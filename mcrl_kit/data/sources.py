@@ -379,6 +379,10 @@ def read_events(
     if isinstance(path_or_frame, pd.DataFrame):
         name = "DataFrame"
         _require(name, wanted, list(path_or_frame.columns))
+        found = list(path_or_frame.columns)
+        duplicated = sorted({str(c) for c in set(wanted.values()) if found.count(c) > 1})
+        if duplicated:
+            raise DataError(name, f"has duplicated column name(s) {', '.join(duplicated)}", "give every column its own name")
         df = path_or_frame.loc[:, list(wanted.values())].set_axis(list(wanted), axis=1)
         info = {"rows_read": len(df)}
     else:
@@ -432,7 +436,8 @@ def _require(name: str, wanted: dict[str, str], found: Sequence) -> None:
 def _ids_from_text(values: pd.Series) -> pd.Series:
     """Ids read as text → int64 when every value is a plain integer, else the strings."""
     numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.isna().any() or not pd.api.types.is_integer_dtype(numbers):
+    # int64 only: uint64 ids beyond 2**63 would wrap around onto negative ones
+    if numbers.isna().any() or numbers.dtype != np.int64:
         return values
     # "007" or "+7" are names, not the number 7: keep them as text
     return numbers.astype(np.int64) if (numbers.astype(str) == values).all() else values

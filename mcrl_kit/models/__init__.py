@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 BACKBONES: dict[str, type[Backbone]] = {"gru": GRU4Rec, "caser": Caser, "nextitnet": NextItNet, "sasrec": SASRec}
 
 
-def build_backbone(config: ModelConfig, n_items: int, state_len: int = 10, *, sparse: bool = False) -> Backbone:
+def build_backbone(config: ModelConfig, n_items: int, state_len: int = 10, *, sparse: bool | None = None) -> Backbone:
     """The backbone ``config.backbone`` with ``config``'s sizes for ``n_items`` items.
 
-    ``sparse=True`` gives the item embedding sparse gradients (use ``SparseAdam`` for it).
+    ``sparse=True`` gives the item embedding sparse gradients (``make_optimizer`` then
+    gives it ``SparseAdam``); None follows ``config.sparse_embedding``.
     """
     cls = BACKBONES[config.backbone]
+    sparse = config.sparse_embedding if sparse is None else sparse
     return cls(n_items, state_len=state_len, hidden=config.hidden, dropout=config.dropout, sparse=sparse)
 
 

@@ -1,0 +1,751 @@
+"""``python -m mcrl_kit bench``: how fast the kit trains and evaluates, measured here.
+
+What it measures (each configuration in a **fresh subprocess**, so that its peak
+resident memory is its own):
+
+- **training** of supervised, SQN, SA2C and MCRL with SASRec and GRU4Rec at 26,702 and
+  70,852 items, batch 256: steps/s and transitions/s over ``--steps`` timed steps after
+  ``--warmup`` ones, each step exactly the training loop's (``train._fit``): learning
+  rate, batch, loss, finiteness check, ``zero_grad(set_to_none)``, backward, Adam,
+  target update, loss bookkeeping. Two sources: ``synthetic`` (a pool of batches already
+  in memory) and ``data`` (the simulator prepared at ``retailrocket`` scale, loaded
+  from disk with its three replay buffers, a batch sampled and gathered every step as
+  ``train`` does, then 8,192 validation states ranked — so loading, sampling and the
+  evaluation's buffers count in the peak memory);
+- **evaluation**: full-ranking states/s (encoder, item head, ``topk``) at both counts;
+- **FLOP efficiency**: the machine's own fp32 matmul peak (GFLOP/s of a 2048³ matmul,
+  best of 10) and each training step's achieved GFLOP/s as a fraction of it. The
+  step's FLOPs are the algorithm's (``FlopCounterMode`` over one step of the *plain*
+  path); the fused path executes ~25 % more (it recomputes the logits) and is still
+  faster, so the fraction is of useful work;
+- **ablations** (MCRL / SQN / supervised SASRec at 70,852 items): each optimisation
+  switched off alone — plain cross-entropy, glibc malloc instead of tcmalloc, both
+  (the straightforward step) — and the opt-ins: sparse item embedding + SparseAdam,
+  ``torch.compile``;
+- **a peer**: RecBole 1.2.1's SASRec on the same prepared data, items, batch,
+  threads and sizes, timed the same way (``benchmarks/peer_recbole.py``, run in its own
+  environment ``.venv-peer``; ``make bench-peer-env`` creates it).
+
+Every case records the machine's load: ``/proc/loadavg`` before it and the CPU time
+other processes used while it ran (``foreign_cpu``: busy jiffies of the whole machine
+minus the worker's own, in cores). ``--wait-quiet`` waits before each case until the
+machine has been idle for a moment, so that numbers are not taken while others run.
+
+Output: a table on stdout, ``build/bench/bench.json`` (everything, with the machine
+description) and ``build/bench/bench.csv`` (one row per case); ``--readme`` writes the
+tables into README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
+``--quick`` (small catalogues, a few steps, one worker process) finishes in well under a
+minute: the smoke test runs it.
+
+This module imports only the standard library at the top: ``__main__`` uses
+:func:`reexec_with_tcmalloc` before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRAIN_ALGOS = ("supervised", "sqn", "sa2c", "mcrl")
+BACKBONES = ("sasrec", "gru")
+ITEMS = (26_702, 70_852)
+#: time SA2C's own phase (advantage-weighted CE), not its SNQN warm-up
+ALGO_PARAMS: dict[str, dict] = {"sa2c": {"switch_step": 0}}
+#: what each variant switches relative to the default (fused on, dense Adam, tcmalloc when present)
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "plain-ce": {"fused": False},
+    "glibc": {"tcmalloc": False},
+    "plain-ce+glibc": {"fused": False, "tcmalloc": False},
+    "sparse-emb": {"sparse": True},
+    "compile": {"compile": True},
+}
+MARK = "BENCH_RESULT "
+TCMALLOC_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib64/libtcmalloc_minimal.so.4",
+    "/usr/lib/libtcmalloc_minimal.so.4",
+    "/usr/local/lib/libtcmalloc_minimal.so.4",
+)
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+# --- the allocator ----------------------------------------------------------------------
+def tcmalloc_path() -> str | None:
+    """tcmalloc's shared library if installed (Debian: ``libtcmalloc-minimal4``), else None.
+
+    ``MCRL_TCMALLOC=/path/to/lib.so`` names another one; ``MCRL_TCMALLOC=0`` turns it off.
+    """
+    choice = os.environ.get("MCRL_TCMALLOC", "")
+    if choice == "0":
+        return None
+    if choice:
+        return choice if os.path.exists(choice) else None
+    return next((p for p in TCMALLOC_CANDIDATES if os.path.exists(p)), None)
+
+
+def tcmalloc_loaded() -> bool:
+    try:
+        return "tcmalloc" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+
+
+def reexec_with_tcmalloc() -> None:
+    """Restart ``python -m mcrl_kit`` once with tcmalloc preloaded, when it is installed.
+
+    Why: glibc's malloc returns every freed buffer above 32 MB to the kernel, so each
+    step's fresh item-sized tensors page-fault all over again (at 70,852 items the plain
+    step spends a third of its time there); tcmalloc keeps them. Skipped when tcmalloc is
+    absent, already preloaded, turned off (``MCRL_TCMALLOC=0``) or not on Linux.
+    """
+    path = tcmalloc_path()
+    preload = os.environ.get("LD_PRELOAD", "")
+    if path is None or "tcmalloc" in preload or not sys.platform.startswith("linux"):
+        return
+    env = dict(os.environ, LD_PRELOAD=f"{path}:{preload}" if preload else path)
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "mcrl_kit", *sys.argv[1:]], env)
+    except OSError:
+        return  # could not restart: carry on with the allocator we have
+
+
+def _worker_env(tcmalloc: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    kept = [p for p in env.get("LD_PRELOAD", "").split(":") if p and "tcmalloc" not in p]
+    path = tcmalloc_path() if tcmalloc else None
+    if path:
+        kept.insert(0, path)
+    if kept:
+        env["LD_PRELOAD"] = ":".join(kept)
+    else:
+        env.pop("LD_PRELOAD", None)
+    env["MCRL_TCMALLOC"] = env.get("MCRL_TCMALLOC", "") if tcmalloc else "0"
+    return env
+
+
+# --- machine load -----------------------------------------------------------------------
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wait_quiet(limit_s: float, cores: float = 0.15, probe_s: float = 2.0) -> float:
+    """Wait (at most ``limit_s``) until others use < ``cores`` CPUs over ``probe_s``; return their use."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        b0 = _busy_seconds()
+        time.sleep(probe_s)
+        used = (_busy_seconds() - b0) / probe_s
+        if used < cores or time.monotonic() > deadline:
+            return used
+
+
+# --- the worker: one configuration, measured in its own process ---------------------------
+def _synthetic_buffer(n_items: int, sessions: int, seed: int = 0):
+    import numpy as np
+
+    from .data.replay import ReplayBuffer
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 12, sessions)  # mean 7, as the RetailRocket sessions
+    session = np.repeat(np.arange(sessions), lengths)
+    items = rng.integers(0, n_items, len(session))
+    buys = rng.random(len(session)) < 0.05
+    return ReplayBuffer.from_events(session, items, buys, n_items=n_items, state_len=10)
+
+
+def _prepared(scale: str):
+    from .config import DataConfig
+    from .data import prepare
+
+    return prepare(DataConfig(source="simulator", scale=scale, seed=0), progress=False)
+
+
+def _train_case(case: dict) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .algos import build_algo
+    from .config import ModelConfig, TrainConfig
+    from .fused import use_fused
+    from .train import _check_finite, evaluate_algo, make_optimizer, sample_batch
+
+    device = torch.device("cpu")
+    rss_start = _peak_rss()
+    t0 = time.perf_counter()
+    if case["source"] == "data":
+        data = _prepared(case["scale"])
+        train_buf, val_buf = data.replay("train"), data.replay("val")
+        data.replay("test")  # train() builds all three
+        n_items = data.n_items
+    else:
+        n_items = case["items"]
+        train_buf = _synthetic_buffer(n_items, sessions=4096)
+    load_s = time.perf_counter() - t0
+
+    torch.manual_seed(0)
+    model = ModelConfig(backbone=case["backbone"], sparse_embedding=case["sparse"])
+    algo = build_algo(case["algo"], n_items, 10, model, ALGO_PARAMS.get(case["algo"], {}), seed=0).to(device)
+    algo.train()
+    optimizer = make_optimizer(algo, 0.005, device)
+    loss_fn = torch.compile(algo.loss) if case["compile"] else algo.loss
+    acfg, batch_size = algo.config, case["batch"]
+    gen = torch.Generator().manual_seed(0)
+
+    def draw():
+        return train_buf.batch(sample_batch(len(train_buf), batch_size, gen), acfg.reward_click, acfg.reward_buy)
+
+    pool = [draw() for _ in range(8)] if case["source"] == "synthetic" else None
+    sums: dict = {}
+
+    def step(i: int, fn) -> None:
+        # the body of train._fit's loop, minus logging and evaluation
+        lr = algo.learning_rate(i, 0.005)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = pool[i % len(pool)] if pool is not None else draw()
+        parts = fn(batch, i)
+        _check_finite(parts, i, case["algo"])
+        optimizer.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        optimizer.step()
+        algo.after_step(i)
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v.detach().float()
+
+    times = []
+    with use_fused(case["fused"]):
+        for i in range(case["warmup"] + case["steps"]):
+            s = time.perf_counter()
+            step(i, loss_fn)
+            times.append(time.perf_counter() - s)
+    warm, timed = times[: case["warmup"]], times[case["warmup"] :]
+    seconds = sum(timed)
+    out = {
+        "items": n_items,
+        "load_s": round(load_s, 2),
+        "first_step_s": round(warm[0] if warm else timed[0], 3),
+        "steps_per_s": len(timed) / seconds,
+        "transitions_per_s": len(timed) * batch_size / seconds,
+        "step_ms_median": statistics.median(timed) * 1e3,
+        "rows": len(train_buf),
+    }
+    # FLOPs of one step: the algorithm's (plain path) and what the chosen path executes
+    for key, fused in (("gflop_step", False), ("gflop_exec", case["fused"])):
+        with use_fused(fused), FlopCounterMode(display=False) as counter:
+            step(case["warmup"] + case["steps"], algo.loss)
+        out[key] = counter.get_total_flops() / 1e9
+    if case["source"] == "data":
+        # the evaluation's buffers belong to a training run's peak memory too
+        n_eval = min(8192, len(val_buf))
+        sub = val_buf.subset(torch.arange(len(val_buf)) < n_eval)
+        t = time.perf_counter()
+        evaluate_algo(algo, sub, TrainConfig(eval_batch_size=case.get("eval_batch", 1024)), device)
+        out["eval_states_per_s"] = n_eval / (time.perf_counter() - t)
+    out["rss_start_mb"] = rss_start
+    return out
+
+
+def _eval_case(case: dict) -> dict:
+    import torch
+
+    from .algos import build_algo
+    from .config import ModelConfig, TrainConfig
+    from .train import evaluate_algo
+
+    device = torch.device("cpu")
+    n_items = case["items"]
+    buf = _synthetic_buffer(n_items, sessions=case["states"] // 7 + 1)
+    buf = buf.subset(torch.arange(len(buf)) < case["states"])
+    torch.manual_seed(0)
+    algo = build_algo(case["algo"], n_items, 10, ModelConfig(backbone=case["backbone"]), ALGO_PARAMS.get(case["algo"], {}))
+    cfg = TrainConfig(eval_batch_size=case["eval_batch"])
+    evaluate_algo(algo, buf.subset(torch.arange(len(buf)) < case["eval_batch"]), cfg, device)  # warm-up
+    t = time.perf_counter()
+    evaluate_algo(algo, buf, cfg, device)
+    seconds = time.perf_counter() - t
+    return {"states": len(buf), "states_per_s": len(buf) / seconds}
+
+
+def _peak_rss() -> float:
+    """Peak resident memory of this process so far, MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(cases: list[dict]) -> None:
+    """Run ``cases`` in this process, printing one ``BENCH_RESULT {json}`` line each."""
+    import torch
+
+    for case in cases:
+        torch.set_num_threads(case["threads"])
+        run = _train_case if case["kind"] == "train" else _eval_case
+        result = run(case)
+        result.update(peak_rss_mb=_peak_rss(), tcmalloc=tcmalloc_loaded(), threads=torch.get_num_threads())
+        print(MARK + json.dumps({**case, **result}), flush=True)
+
+
+# --- the orchestrator -------------------------------------------------------------------
+def matmul_peak(threads: int, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of the best of ``repeats`` fp32 ``n × n @ n × n`` products on ``threads`` threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        out = torch.empty(n, n)
+        torch.mm(a, b, out=out)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.mm(a, b, out=out)
+            best = min(best, time.perf_counter() - t)
+        return 2 * n**3 / best / 1e9
+    finally:
+        torch.set_num_threads(before)
+
+
+def plan(args: argparse.Namespace) -> list[dict]:
+    """Every case of this run, in order."""
+    base = {"batch": args.batch, "threads": args.threads, "steps": args.steps, "warmup": args.warmup}
+    settings = {"fused": True, "sparse": False, "tcmalloc": True, "compile": False}
+    items = args.items or ((2_000,) if args.quick else ITEMS)
+    algos, backbones = args.algos or TRAIN_ALGOS, args.backbones or BACKBONES
+    scale = args.scale or ("tiny" if args.quick else "retailrocket")
+    cases = []
+
+    def add(kind: str, variant: str = "default", **kw) -> None:
+        cases.append({"kind": kind, "variant": variant, **base, **settings, **VARIANTS[variant], **kw})
+
+    for n in items:
+        for backbone in backbones:
+            for algo in algos:
+                add("train", algo=algo, backbone=backbone, items=n, source="synthetic")
+    if not args.no_data:
+        for backbone in backbones[:1] if args.quick else backbones:
+            for algo in algos:
+                add("train", algo=algo, backbone=backbone, items=None, source="data", scale=scale)
+    for n in items:
+        for backbone in backbones:
+            add("eval", algo="supervised", backbone=backbone, items=n, states=args.eval_states, eval_batch=args.eval_batch)
+    if not args.no_ablation:
+        n = max(items)
+        for algo in [a for a in (("mcrl",) if args.quick else ("mcrl", "sqn", "supervised")) if a in algos]:
+            for variant in VARIANTS:
+                if variant != "default" and (variant != "compile" or not args.quick):
+                    add("train", variant, algo=algo, backbone="sasrec", items=n, source="synthetic")
+    return cases
+
+
+def run_cases(cases: list[dict], args: argparse.Namespace) -> list[dict]:
+    """Each case in a fresh worker (``--quick``: one worker for all); collect their results."""
+    if args.quick:  # one worker per allocator setting (the preload is fixed at process start)
+        groups = [g for g in ([c for c in cases if c["tcmalloc"]], [c for c in cases if not c["tcmalloc"]]) if g]
+    else:
+        groups = [[c] for c in cases]
+    results = []
+    for i, group in enumerate(groups, 1):
+        waited = wait_quiet(args.wait_quiet) if args.wait_quiet else None
+        load, busy0, own0, t0 = loadavg(), _busy_seconds(), _children_cpu(), time.perf_counter()
+        env = _worker_env(group[0]["tcmalloc"])
+        proc = subprocess.run(
+            [sys.executable, "-m", "mcrl_kit.bench", "--worker", json.dumps(group)],
+            env=env, capture_output=True, text=True, check=False,
+        )
+        wall = time.perf_counter() - t0
+        foreign = max(0.0, (_busy_seconds() - busy0) - (_children_cpu() - own0)) / wall
+        lines = [json.loads(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
+        if proc.returncode != 0 or len(lines) != len(group):
+            sys.stderr.write(proc.stderr[-4000:])
+            raise RuntimeError(f"bench worker failed on {group[len(lines)] if len(lines) < len(group) else group}")
+        for r in lines:
+            r.update(loadavg_before=load, foreign_cpu=round(foreign, 3), quiet_probe=waited)
+            results.append(r)
+            print(_progress_line(r, i, len(groups)), flush=True)
+    return results
+
+
+def _progress_line(r: dict, i: int, n: int) -> str:
+    what = f"[{i}/{n}] {r['kind']:5} {r['algo']:10} {r['backbone']:6} {r.get('items') or '':>6} {r.get('source', ''):9} {r['variant']:14}"
+    if r["kind"] == "train":
+        return f"{what} {r['steps_per_s']:7.2f} steps/s {r['transitions_per_s']:8.0f} tr/s  rss {r['peak_rss_mb']:6.0f} MB  load {r['loadavg_before']:.2f}"
+    return f"{what} {r['states_per_s']:8.0f} states/s  load {r['loadavg_before']:.2f}"
+
+
+def run_peer(args: argparse.Namespace, out: Path) -> dict | None:
+    """RecBole's SASRec on the same prepared data, in ``.venv-peer``; None when that env is absent."""
+    root = Path(__file__).resolve().parent.parent
+    python = Path(args.peer_python) if args.peer_python else root / ".venv-peer" / "bin" / "python"
+    script = root / "benchmarks" / "peer_recbole.py"
+    if not python.exists():
+        print(f"peer: {python} not found — create it with `make bench-peer-env` (or bash benchmarks/make_peer_env.sh), then rerun")
+        return None
+    data = _prepared(args.scale or ("tiny" if args.quick else "retailrocket"))
+    atomic = write_recbole_atomic(data, out / "recbole")
+    cmd = [
+        str(python), str(script), "--data", str(atomic), "--batch", str(args.batch), "--threads", str(args.threads),
+        "--steps", str(args.steps), "--warmup", str(args.warmup),
+    ]
+    if args.wait_quiet:
+        wait_quiet(args.wait_quiet)
+    load = loadavg()
+    env = _worker_env(tcmalloc=True)  # the same allocator as ours: the comparison is of the code
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    lines = [json.loads(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stderr[-4000:])
+        print("peer: RecBole run failed (stderr above); continuing without it")
+        return None
+    result = {**lines[0], "loadavg_before": load, "command": " ".join(cmd)}
+    print(f"peer  RecBole SASRec {result['items']:>6} items {result['steps_per_s']:7.2f} steps/s {result['transitions_per_s']:8.0f} tr/s")
+    return result
+
+
+def write_recbole_atomic(data, folder: Path) -> Path:
+    """The prepared events as a RecBole atomic file ``folder/<name>/<name>.inter`` (session, item, time)."""
+    name = "mcrl_" + data.root.name.replace("-", "_")
+    path = folder / name / f"{name}.inter"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ev = data.events
+        # the time order inside a session is the row order (sorted by session, time); a
+        # per-session rank keeps RecBole's stable time sort exactly that order
+        order = ev.groupby("session").cumcount()
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write("session_id:token\titem_id:token\ttimestamp:float\n")
+            frame = ev[["session", "item"]].assign(t=order)
+            frame.to_csv(f, sep="\t", header=False, index=False)
+        tmp.replace(path)
+    return path.parent
+
+
+# --- summary, files, README ------------------------------------------------------------------
+def summarise(results: list[dict], peak: float, peer: dict | None) -> dict:
+    for r in results:
+        if r["kind"] == "train":
+            r["gflops_achieved"] = r["gflop_step"] * r["steps_per_s"]
+            r["peak_fraction"] = r["gflops_achieved"] / peak
+    default = [r for r in results if r["kind"] == "train" and r["variant"] == "default"]
+
+    def find(algo: str, backbone: str, source: str, items) -> dict | None:
+        return next(
+            (r for r in default if (r["algo"], r["backbone"], r["source"]) == (algo, backbone, source)
+             and (items is None or r["items"] == items)), None,
+        )
+
+    for r in default:
+        sqn = find("sqn", r["backbone"], r["source"], r["items"])
+        if sqn is not None:
+            r["vs_sqn"] = r["transitions_per_s"] / sqn["transitions_per_s"]
+    summary = {"matmul_peak_gflops": peak}
+    if peer is not None:
+        ours = find("supervised", "sasrec", "data", None)
+        if ours is not None:
+            summary["peer_ratio"] = ours["transitions_per_s"] / peer["transitions_per_s"]
+            summary["peer_ours_transitions_per_s"] = ours["transitions_per_s"]
+    return summary
+
+
+def write_outputs(out: Path, meta: dict, results: list[dict], peer: dict | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({**meta, "results": results, "peer": peer}, indent=2))
+    rows = [*results, *([{"kind": "peer", **peer}] if peer else [])]
+    columns = sorted({k for r in rows for k in r})
+    first = ["kind", "variant", "algo", "backbone", "items", "source", "steps_per_s", "transitions_per_s", "states_per_s",
+             "peak_rss_mb", "gflops_achieved", "peak_fraction", "vs_sqn", "loadavg_before", "foreign_cpu"]
+    columns = [c for c in first if c in columns] + [c for c in columns if c not in first]
+    with open(out / "bench.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()})
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def tables(meta: dict, results: list[dict], peer: dict | None) -> str:
+    """The Markdown tables of the README section."""
+    s = meta["summary"]
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']} — torch {meta['torch']}, {meta['threads']} threads, "
+        f"batch {meta['batch']}, {meta['steps']} timed steps after {meta['warmup']} warm-up; "
+        f"allocator tcmalloc: {meta['tcmalloc']}. fp32 matmul peak (2048³): **{s['matmul_peak_gflops']:.0f} GFLOP/s**. "
+        f"Load: 1-min loadavg {meta['loadavg_start']:.2f} at the start, ≤ {meta['loadavg_max']:.2f} before any case; "
+        f"other processes used ≤ {meta['foreign_cpu_max']:.2f} cores during any case.",
+        "",
+        "**Training** (default path: fused cross-entropy, dense fused Adam, tcmalloc):",
+        "",
+        "| algo | backbone | items | source | steps/s | transitions/s | ×SQN | peak RSS MB | GFLOP/step | GFLOP/s | of peak |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r["kind"] == "train" and r["variant"] == "default":
+            lines.append(
+                f"| {r['algo']} | {r['backbone']} | {r['items']:,} | {r['source']} | {r['steps_per_s']:.2f} | "
+                f"{r['transitions_per_s']:,.0f} | {_fmt(r.get('vs_sqn'))} | {r['peak_rss_mb']:,.0f} | "
+                f"{r['gflop_step']:.2f} | {r['gflops_achieved']:.1f} | {r['peak_fraction']:.1%} |"
+            )
+    lines += ["", "**Evaluation** (full ranking, `topk`, eval batch as `TrainConfig.eval_batch_size`):", "",
+              "| backbone | items | states | eval batch | states/s |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        if r["kind"] == "eval":
+            lines.append(f"| {r['backbone']} | {r['items']:,} | {r['states']:,} | {r['eval_batch']} | {r['states_per_s']:,.0f} |")
+    for r in results:
+        if r["kind"] == "train" and r["source"] == "data" and r["variant"] == "default" and "eval_states_per_s" in r:
+            lines.append(f"| {r['backbone']} ({r['algo']}, prepared data) | {r['items']:,} | 8,192 | 1024 | {r['eval_states_per_s']:,.0f} |")
+    ablation = [r for r in results if r["kind"] == "train" and r["variant"] != "default"]
+    if ablation:
+        lines += ["", "**Ablations** (synthetic batches, SASRec; each row switches one thing from the default):", "",
+                  "| algo | items | variant | steps/s | vs default | first step s | peak RSS MB |", "|---|---:|---|---:|---:|---:|---:|"]
+        for r in ablation:
+            ref = next((d for d in results if d["kind"] == "train" and d["variant"] == "default" and d["source"] == "synthetic"
+                        and (d["algo"], d["backbone"], d["items"]) == (r["algo"], r["backbone"], r["items"])), None)
+            rel = r["steps_per_s"] / ref["steps_per_s"] if ref else None
+            lines.append(f"| {r['algo']} | {r['items']:,} | {r['variant']} | {r['steps_per_s']:.2f} | {_fmt(rel)}× | "
+                         f"{r['first_step_s']:.2f} | {r['peak_rss_mb']:,.0f} |")
+    if peer:
+        lines += ["", "**Peer**: RecBole 1.2.1 SASRec vs the kit's supervised SASRec, same prepared data "
+                  f"({peer['items']:,} items), batch {peer['batch']}, {peer['threads']} threads:", "",
+                  "| | steps/s | transitions/s |", "|---|---:|---:|",
+                  f"| RecBole SASRec | {peer['steps_per_s']:.2f} | {peer['transitions_per_s']:,.0f} |",
+                  f"| kit supervised SASRec | {s['peer_ours_transitions_per_s'] / meta['batch']:.2f} | {s['peer_ours_transitions_per_s']:,.0f} |",
+                  f"| **ratio (kit / RecBole)** | | **{s['peer_ratio']:.2f}×** |"]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, body: str, command: str) -> None:
+    section = f"{README_START}\n{body}\n\nReproduce: `{command}` (results in `build/bench/bench.{{json,csv}}`).\n{README_END}"
+    text = readme.read_text() if readme.exists() else ""
+    if README_START in text and README_END in text:
+        head, _, rest = text.partition(README_START)
+        _, _, tail = rest.partition(README_END)
+        text = head + section + tail
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + "## Performance\n\n" + section + "\n"
+    readme.write_text(text)
+
+
+def bench(args: argparse.Namespace) -> dict:
+    import torch
+
+    from . import paths
+
+    out = Path(args.out) if args.out else paths.build_dir() / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    args.threads = args.threads or torch.get_num_threads()
+    report: dict = {}
+    if not args.sparse_effect_only:
+        report = speed(args, out)
+    if args.sparse_effect or args.sparse_effect_only:
+        rows = sparse_effect(args)
+        (out / "sparse_effect.json").write_text(json.dumps({"scale": args.effect_scale, "epochs": args.effect_epochs, "rows": rows}, indent=2))
+        report["sparse_effect"] = rows
+    body = readme_body(out)
+    print()
+    print(body)
+    if args.readme:
+        update_readme(paths.home() / "README.md", body, "python -m mcrl_kit bench" + (" --quick" if args.quick else ""))
+        print(f"README.md: section between {README_START} and {README_END} updated")
+    print(f"\nbench: results in {out}/")
+    return report
+
+
+def speed(args: argparse.Namespace, out: Path) -> dict:
+    """The throughput, memory, FLOP and peer measurements; writes ``bench.json`` and ``bench.csv``."""
+    import torch
+
+    start_load = loadavg()
+    print(f"bench: allocator {'tcmalloc' if tcmalloc_loaded() else 'malloc'}; 1-min loadavg {start_load:.2f} at start"
+          + ("  (above 0.7: numbers may be disturbed)" if start_load > 0.7 else ""))
+    cases = plan(args)
+    if not args.no_data or not args.no_peer:
+        _prepared(args.scale or ("tiny" if args.quick else "retailrocket"))  # once, before any timing
+    peak = matmul_peak(args.threads, n=512 if args.quick else 2048)
+    print(f"bench: fp32 matmul peak {peak:.1f} GFLOP/s on {args.threads} threads; {len(cases)} cases")
+    results = run_cases(cases, args)
+    peer = None if args.no_peer else run_peer(args, out)
+    summary = summarise(results, peak, peer)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()})",
+        "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
+        "batch": args.batch, "steps": args.steps, "warmup": args.warmup, "quick": args.quick,
+        "tcmalloc": tcmalloc_path() is not None,
+        # this process's own allocator: tcmalloc when `python -m mcrl_kit` restarted under it
+        "allocator": "tcmalloc" if tcmalloc_loaded() else "malloc",
+        "loadavg_start": start_load,
+        "loadavg_max": max([r["loadavg_before"] for r in results] + [start_load]),
+        "loadavg_end": loadavg(),
+        "foreign_cpu_max": max((r["foreign_cpu"] for r in results), default=0.0),
+        "summary": summary,
+    }
+    write_outputs(out, meta, results, peer)
+    return {**meta, "results": results, "peer": peer}
+
+
+def readme_body(out: Path) -> str:
+    """The README section from what ``out`` holds: the speed tables, then the sparse-embedding study."""
+    parts = []
+    if (out / "bench.json").exists():
+        data = json.loads((out / "bench.json").read_text())
+        parts.append(tables(data, data["results"], data["peer"]))
+    if (out / "sparse_effect.json").exists():
+        effect = json.loads((out / "sparse_effect.json").read_text())
+        parts.append(
+            f"**Sparse item-embedding updates** (`ModelConfig.sparse_embedding`, SparseAdam = lazy Adam) on the "
+            f"simulator's `{effect['scale']}` scale, SASRec, {effect['epochs']:g} epochs, test split, "
+            f"checkpoint selected on validation purchase NDCG@10 (mean ± sd over seeds):\n\n" + sparse_effect_table(effect["rows"])
+        )
+    return "\n\n".join(parts)
+
+
+def sparse_effect(args: argparse.Namespace) -> list[dict]:
+    """What ``ModelConfig.sparse_embedding`` (SparseAdam on the item embedding) does to the metrics.
+
+    Trains supervised and MCRL SASRec on the simulator's ``small`` scale (3,000 items)
+    with dense and sparse embedding updates, for ``--effect-seeds`` seeds, and reports
+    the test metrics and the training time of each. Lazy Adam is another optimiser, so
+    only a comparison like this one can say whether it may be switched on.
+    """
+    import torch
+
+    from .config import ModelConfig, TrainConfig
+    from .train import RunConfig, train
+
+    data = _prepared(args.effect_scale)
+    rows = []
+    for algo in ("supervised", "mcrl"):
+        for seed in range(args.effect_seeds):
+            for sparse in (False, True):
+                run = RunConfig(
+                    data=str(data.root), model=ModelConfig(backbone="sasrec", sparse_embedding=sparse), algo=algo,
+                    train=TrainConfig(epochs=args.effect_epochs, seed=seed, eval_every=500, progress=False, device="cpu",
+                                      threads=args.threads),
+                )
+                t = time.perf_counter()
+                result = train(run, data=data)
+                test = result.metrics["test"]
+                rows.append({
+                    "algo": algo, "seed": seed, "sparse_embedding": sparse, "seconds": round(time.perf_counter() - t, 1),
+                    "steps": result.metrics["steps"], "best_step": result.metrics["best_step"],
+                    **{f"{kind}/{m}": test[kind][m] for kind in ("purchase", "click") for m in ("HR@10", "NDCG@10")},
+                })
+                print(f"sparse-effect {algo:10} seed {seed} sparse={sparse!s:5} "
+                      f"purchase NDCG@10 {rows[-1]['purchase/NDCG@10']:.4f} click NDCG@10 {rows[-1]['click/NDCG@10']:.4f} "
+                      f"({rows[-1]['seconds']} s)", flush=True)
+    torch.set_num_threads(args.threads)
+    return rows
+
+
+def sparse_effect_table(rows: list[dict]) -> str:
+    metrics = ("purchase/HR@10", "purchase/NDCG@10", "click/HR@10", "click/NDCG@10")
+    lines = ["| algo | item embedding | seeds | " + " | ".join(metrics) + " | train s |", "|---|---|---:|" + "---:|" * (len(metrics) + 1)]
+    for algo in dict.fromkeys(r["algo"] for r in rows):
+        for sparse in (False, True):
+            sel = [r for r in rows if r["algo"] == algo and r["sparse_embedding"] == sparse]
+            cells = []
+            for m in metrics:
+                values = [r[m] for r in sel]
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                cells.append(f"{statistics.mean(values):.4f} ± {sd:.4f}")
+            kind = "sparse (SparseAdam)" if sparse else "dense (Adam)"
+            lines.append(f"| {algo} | {kind} | {len(sel)} | " + " | ".join(cells) + f" | {statistics.mean(r['seconds'] for r in sel):.0f} |")
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small catalogues, few steps, one worker: < 1 min (the smoke test)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per case (default 30; quick 3)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5; quick 1)")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
+    p.add_argument("--items", type=int, nargs="+", default=None, help="catalogue sizes (default 26702 70852)")
+    p.add_argument("--algos", nargs="+", default=None, choices=TRAIN_ALGOS)
+    p.add_argument("--backbones", nargs="+", default=None, choices=BACKBONES)
+    p.add_argument("--scale", default=None, help="simulator scale of the data cases (default retailrocket; quick tiny)")
+    p.add_argument("--eval-states", type=int, default=None, help="states ranked per evaluation case (default 8192)")
+    p.add_argument("--eval-batch", type=int, default=1024)
+    p.add_argument("--no-data", action="store_true", help="skip the prepared-data cases")
+    p.add_argument("--no-ablation", action="store_true", help="skip the ablations")
+    p.add_argument("--no-peer", action="store_true", help="skip RecBole")
+    p.add_argument("--peer-python", default=None, help="python of the peer env (default .venv-peer/bin/python)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                   help="before each case wait up to S seconds for other processes to go idle")
+    p.add_argument("--readme", action="store_true", help="write the tables into README.md (## Performance)")
+    p.add_argument("--sparse-effect", action="store_true",
+                   help="also train dense vs sparse item-embedding updates on the small scale and compare test metrics")
+    p.add_argument("--sparse-effect-only", action="store_true", help="only that comparison (no speed cases)")
+    p.add_argument("--effect-scale", default="small", help="simulator scale of the sparse-effect runs")
+    p.add_argument("--effect-epochs", type=float, default=10.0)
+    p.add_argument("--effect-seeds", type=int, default=2)
+    p.add_argument("--out", default=None, help="output folder (default build/bench)")
+
+
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    if args.steps is None:
+        args.steps = 3 if args.quick else 30
+    if args.warmup is None:
+        args.warmup = 1 if args.quick else 5
+    if args.eval_states is None:
+        args.eval_states = 2048 if args.quick else 8192
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        worker(json.loads(argv[1]))
+        return 0
+    p = argparse.ArgumentParser(prog="python -m mcrl_kit bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    bench(resolve_defaults(p.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

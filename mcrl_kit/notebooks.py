@@ -1,0 +1,374 @@
+"""The numbered notebook series: registry, parameter checks and the papermill runner.
+
+Each notebook in ``notebooks/`` has exactly one cell tagged ``parameters`` made of plain
+``NAME = literal`` lines: their values are the small, fast CI profile, so ``pytest
+--nbmake`` (which cannot inject parameters) runs it as committed. :func:`run_notebooks`
+executes the series with papermill (kernel ``python3``, explicit timeouts) under a
+named profile — ``smoke`` (the committed values) or ``full`` (real-size runs) — plus
+``-p NAME VALUE`` overrides. papermill only *warns* about a parameter a notebook does
+not declare; the runner refuses it and lists the declared ones.
+
+Every notebook takes ``OUT_DIR``: the runner sets it to its output folder, so the
+executed notebook, its ``<name>.metrics.json`` and the runs it trained (``OUT/runs``)
+lie side by side; left at ``None`` (nbmake, JupyterLab) the kit resolves it to
+``build/notebooks``. Paths never depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import paths
+from .errors import ConfigError, KitError
+from .experiments import out_dir
+from .storage import write_json
+
+KERNEL = "python3"
+PARAMETERS_TAG = "parameters"
+
+#: the ``full`` profile: real-size runs on the simulator's RetailRocket-sized world (a GPU helps)
+_FULL_TRAINING = {
+    "SCALE": "retailrocket", "BACKBONE": "sasrec", "STEPS": 40_000, "BATCH_SIZE": 256, "EVAL_EVERY": 4_000,
+    "DEVICE": "auto", "THREADS": None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Notebook:
+    number: str
+    name: str
+    teaches: str
+    #: parameter values of the ``full`` profile (names the notebook does not declare are skipped)
+    full: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return paths.notebooks_dir() / f"{self.name}.ipynb"
+
+
+NOTEBOOKS: dict[str, Notebook] = {
+    nb.number: nb
+    for nb in (
+        Notebook("01", "01_mdp_framing", "sessions as an MDP: state, action, reward, next state, done, γ; the replay buffer",
+                 {"SCALE": "retailrocket"}),
+        Notebook("02", "02_data", "data sources and the protocol: statistics, session lengths, popularity, the split",
+                 {"SCALE": "retailrocket"}),
+        Notebook("03", "03_baselines", "supervised, SQN and SA2C on one backbone: learning curves and the results table",
+                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2]}),
+        Notebook("04", "04_mcrl", "MCRL term by term: loss curves, reward-model confusion, transition similarity, the table",
+                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2]}),
+        Notebook("05", "05_overestimation", "predicted values against Monte-Carlo and true returns: who overestimates",
+                 {**_FULL_TRAINING, "ROLLOUTS": 64}),
+        Notebook("06", "06_ablations", "each MCRL component off, the number of negatives K, γ: mean ± std over seeds",
+                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2], "NEGATIVES": [1, 5, 10, 20], "GAMMAS": [0.2, 0.5, 0.8]}),
+        Notebook("07", "07_inspector", "the per-session value inspector: values, returns, reward model and top-k per step",
+                 _FULL_TRAINING),
+    )
+}
+
+PROFILES = ("smoke", "full")
+#: seconds one cell may run (papermill's ``execution_timeout``) per profile
+CELL_TIMEOUT = {"smoke": 900, "full": 12 * 3600}
+START_TIMEOUT = 120
+
+
+# --- the parameters cell -----------------------------------------------------------------
+def read_notebook(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "no such notebook", f"pick one of {', '.join(NOTEBOOKS)}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def parameter_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def declared_parameters(path: str | Path) -> dict[str, Any]:
+    """``{NAME: value}`` of the notebook's ``parameters`` cell (plain ``NAME = literal`` lines only)."""
+    cells = parameter_cells(read_notebook(path))
+    if len(cells) != 1:
+        raise ConfigError(str(path), f"has {len(cells)} cells tagged 'parameters'", "tag exactly one cell 'parameters'")
+    out: dict[str, Any] = {}
+    for node in ast.parse(_source(cells[0])).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ConfigError(str(path), f"parameters cell line {node.lineno} is not NAME = literal",
+                              "keep only plain assignments of literals in the parameters cell")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError as err:
+            raise ConfigError(str(path), f"parameter {node.targets[0].id} is not a literal ({err})",
+                              "compute derived values in a later cell") from None
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value: a Python/JSON literal when it parses as one (2000, 0.5, [0, 1], None, true), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _compatible(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int | float) and isinstance(value, int | float):
+        return not (isinstance(default, int) and isinstance(value, float) and not value.is_integer())
+    return isinstance(value, type(default)) or (isinstance(default, list | tuple) and isinstance(value, list | tuple))
+
+
+def resolve_parameters(
+    notebooks: Sequence[Notebook], profile: str = "smoke", overrides: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The parameters papermill injects into each notebook (profile values, then overrides).
+
+    An override is applied to every selected notebook that declares it; a name that no
+    selected notebook declares, or a value of another type than the declared one, is
+    refused with a :class:`KitError` listing the declared parameters.
+    """
+    if profile not in PROFILES:
+        raise ConfigError("--profile", f"unknown profile {profile!r}", f"use one of: {', '.join(PROFILES)}")
+    overrides = dict(overrides or {})
+    declared = {nb.number: declared_parameters(nb.path) for nb in notebooks}
+    everything = sorted({name for d in declared.values() for name in d})
+    for name, value in overrides.items():
+        owners = [n for n, d in declared.items() if name in d]
+        if not owners:
+            raise KitError(
+                f"parameter {name!r}", f"is not declared by notebook(s) {', '.join(declared)}",
+                f"use one of the declared parameters: {', '.join(everything)}",
+            )
+        for n in owners:
+            if not _compatible(declared[n][name], value):
+                raise KitError(
+                    f"parameter {name}={value!r}", f"notebook {n} declares {name} = {declared[n][name]!r} (a {type(declared[n][name]).__name__})",
+                    f"give a value of that type, e.g. -p {name} {json.dumps(declared[n][name])}",
+                )
+    out = {}
+    for nb in notebooks:
+        mine = declared[nb.number]
+        values = {k: v for k, v in nb.full.items() if k in mine} if profile == "full" else {}
+        values.update({k: v for k, v in overrides.items() if k in mine})
+        out[nb.number] = values
+    return out
+
+
+def select(only: str | Iterable[str] | None = None) -> list[Notebook]:
+    """Notebooks by number: ``"03,05"``, ``["3", "05"]`` or None (all, in order)."""
+    if only is None:
+        return list(NOTEBOOKS.values())
+    items = only.split(",") if isinstance(only, str) else list(only)
+    picked = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        key = item.zfill(2) if item.isdigit() else next((n for n, nb in NOTEBOOKS.items() if nb.name == item), item)
+        if key not in NOTEBOOKS:
+            raise ConfigError(f"--only {item}", "is not a notebook of the series", f"use numbers among {', '.join(NOTEBOOKS)}")
+        if NOTEBOOKS[key] not in picked:
+            picked.append(NOTEBOOKS[key])
+    return sorted(picked, key=lambda nb: nb.number)
+
+
+# --- running -----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Executed:
+    notebook: Notebook
+    output: Path
+    seconds: float
+    parameters: dict[str, Any]
+    metrics_path: Path
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads(self.metrics_path.read_text()) if self.metrics_path.exists() else {}
+
+
+def run_notebooks(
+    only: str | Iterable[str] | None = None,
+    profile: str = "smoke",
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    *,
+    cell_timeout: int | None = None,
+    log=print,
+) -> list[Executed]:
+    """Execute the selected notebooks in order with papermill; return what each produced.
+
+    Writes ``OUT/<name>.ipynb`` (executed), each notebook's ``OUT/<name>.metrics.json``,
+    and ``OUT/timings.json`` (seconds per notebook, the profile and overrides).
+    """
+    import papermill
+
+    notebooks = select(only)
+    params = resolve_parameters(notebooks, profile, overrides)
+    folder = out_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    timeout = cell_timeout or CELL_TIMEOUT[profile]
+    done: list[Executed] = []
+    for nb in notebooks:
+        injected = {**params[nb.number], "OUT_DIR": str(folder)}
+        output = folder / f"{nb.name}.ipynb"
+        log(f"[{nb.number}] {nb.name} ({profile}{', ' + _show(params[nb.number]) if params[nb.number] else ''}) …")
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb.path), str(output), parameters=injected, kernel_name=KERNEL, language="python",
+                execution_timeout=timeout, start_timeout=START_TIMEOUT, progress_bar=False, log_output=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise KitError(
+                f"notebook {nb.name}", f"failed in cell {err.exec_count}: {err.ename}: {err.evalue}",
+                f"open the executed copy {output} to see the traceback",
+            ) from None
+        seconds = time.perf_counter() - t0
+        done.append(Executed(nb, output, seconds, injected, folder / f"{nb.name}.metrics.json"))
+        log(f"[{nb.number}] done in {seconds / 60:.1f} min → {output}")
+    write_json(folder / "timings.json", {
+        "profile": profile, "overrides": dict(overrides or {}),
+        "notebooks": {e.notebook.number: round(e.seconds, 1) for e in done},
+    })
+    return done
+
+
+def _show(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+# --- inside a notebook ----------------------------------------------------------------------
+def write_metrics(notebook: str, metrics: Mapping[str, Any], namespace: Mapping[str, Any]) -> Path:
+    """``OUT_DIR/<notebook>.metrics.json``: what the notebook measured and the parameters it ran with.
+
+    ``namespace`` is the notebook's ``globals()``: ``OUT_DIR`` and every parameter the
+    notebook declares are read from it, so the JSON records the values actually used
+    (the CI profile, a profile's or an override).
+    """
+    names = declared_parameters(paths.notebooks_dir() / f"{notebook}.ipynb")
+    record = {"notebook": notebook, "parameters": {k: namespace.get(k) for k in names}, **metrics}
+    return write_json(out_dir(namespace.get("OUT_DIR")) / f"{notebook}.metrics.json", _plain(record))
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: DataFrames → records, numpy/torch scalars → Python, NaN → None."""
+    if isinstance(obj, pd.DataFrame):
+        return _plain(obj.to_dict(orient="records"))
+    if isinstance(obj, pd.Series):
+        return _plain(obj.to_dict())
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
+        obj = obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+# --- hygiene of committed notebooks and the README table ------------------------------------
+def notebook_problems(path: str | Path) -> list[str]:
+    """What is wrong with a notebook as committed: outputs, widget state, kernel, parameters cell."""
+    nb = read_notebook(path)
+    problems = []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    n_out = sum(len(c.get("outputs", [])) for c in code)
+    if n_out:
+        problems.append(f"{n_out} stored outputs (strip them)")
+    if any(c.get("execution_count") is not None for c in code):
+        problems.append("stored execution counts (strip them)")
+    if "widgets" in nb.get("metadata", {}):
+        problems.append("stored widget state in the metadata (strip it)")
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel != KERNEL:
+        problems.append(f"kernel {kernel!r}, expected {KERNEL!r}")
+    try:
+        declared_parameters(path)
+    except KitError as err:
+        problems.append(err.problem)
+    if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown":
+        problems.append("does not start with a markdown introduction")
+    return problems
+
+
+README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+
+
+def readme_section(seconds: Mapping[str, float], command: str) -> str:
+    """The README's notebook section: the table (with measured minutes), how to open and rerun them."""
+    rows = "\n".join(
+        f"| {nb.number} | [`{nb.name}`](notebooks/{nb.name}.ipynb) | {nb.teaches} | "
+        f"{seconds[nb.number] / 60:.1f} |" if nb.number in seconds else f"| {nb.number} | `{nb.name}` | {nb.teaches} | – |"
+        for nb in NOTEBOOKS.values()
+    )
+    return f"""{README_START}
+## Notebooks
+
+The kit is notebook-first: each notebook explains one idea and calls into `mcrl_kit`
+for everything it computes. Each has one cell tagged `parameters` whose values are the
+small CI profile (the tiny simulator, a few hundred steps, GRU backbone); figures go to
+`figures/` (PNG) and each run writes `<name>.metrics.json` beside the executed notebook.
+
+| # | notebook | what it teaches | minutes on CPU (CI profile) |
+|---|---|---|---|
+{rows}
+
+Minutes: measured by `{command}` on the project's 2-core CPU machine, the series in
+order into a fresh folder (05–07 reuse runs that 03–04 trained).
+
+**Open them in JupyterLab**: `.venv/bin/jupyter lab notebooks/`, then *Run → Run All
+Cells*. `07_inspector` is an interactive panel: pick a session (dropdown or slider,
+"has purchase" filter) and read per step the values against the Monte-Carlo return,
+the reward model's probabilities and each policy's top-k with the logged item marked.
+
+**Run the series headlessly** (papermill, kernel `python3`): `make demo` (all of them
+on the embedded simulator; executed notebooks and metrics in `build/notebooks/`,
+figures in `figures/`), or
+
+```bash
+python -m mcrl_kit notebooks                         # the CI profile, all notebooks
+python -m mcrl_kit notebooks --only 03 -p STEPS 2000 # one notebook, another parameter value
+python -m mcrl_kit notebooks --profile full          # real-size runs (SASRec, the RetailRocket-sized simulator)
+```
+
+A parameter a notebook does not declare is refused (papermill alone would only warn).
+papermill directly works too:
+`.venv/bin/papermill notebooks/03_baselines.ipynb build/03.ipynb -k python3 -p STEPS 2000`.
+{README_END}"""
+
+
+def update_readme(seconds: Mapping[str, float], command: str, readme: str | Path | None = None) -> Path:
+    """Replace (or append) the section between the notebook markers in ``README.md``."""
+    from .storage import write_text
+
+    path = Path(readme or paths.home() / "README.md")
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    section = readme_section(seconds, command)
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        _, tail = rest.split(README_END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    return write_text(path, text)

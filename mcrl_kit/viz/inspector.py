@@ -1,0 +1,343 @@
+"""The per-session value inspector: what one or more trained runs think of one held-out session.
+
+All logic is in pure functions, tested in plain pytest:
+
+- :func:`session_ids` — the sessions of a split, optionally only those with a purchase;
+- :func:`session_table` — per step: the recent items, the logged item, event, reward,
+  the discounted Monte-Carlo return, each run's predicted value and bias (prediction −
+  return), the rank its policy gave the logged item and, for MCRL, the reward model's
+  class probabilities;
+- :func:`top_k` / :func:`top_k_grid` — a policy's top-k per step, the logged item marked;
+- :func:`session_figure` — the plotly chart of the table.
+
+:class:`Inspector` is only the ipywidgets wiring around them: a session dropdown and a
+slider over the (filterable) session list, a "has purchase" checkbox, top-k and
+policy pickers, a "next" button. ipywidgets swallows exceptions raised in callbacks, so
+a notebook calls :meth:`Inspector.render` once directly — a broken inspector then
+fails a headless run — and the panel shows a callback's traceback in its status line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..algos import Algo
+from ..data import PreparedData
+from ..diagnostics import mc_returns, predicted_values
+from ..errors import ConfigError, DataError
+from .plots import COLORS
+
+PROBS = ("P(negative)", "P(click)", "P(purchase)")
+
+
+# --- pure functions ----------------------------------------------------------------------
+def load_runs(runs: Mapping[str, str | Path], device: str = "cpu") -> tuple[dict[str, Algo], PreparedData]:
+    """Load labelled run folders; they must share one prepared dataset."""
+    from ..train import load_run
+
+    algos, data = {}, None
+    for label, folder in runs.items():
+        _, algo, run_data = load_run(folder, device)
+        if data is not None and Path(run_data.root).resolve() != Path(data.root).resolve():
+            raise ConfigError(str(folder), f"was trained on {run_data.root}, not on {data.root}", "inspect runs of one dataset together")
+        algos[label], data = algo, data or run_data
+    if data is None:
+        raise ConfigError("Inspector", "was given no runs", "pass {label: run folder}")
+    return algos, data
+
+
+def session_ids(data: PreparedData, split: str = "test", has_purchase: bool = False) -> list[int]:
+    """The sessions of ``split`` in order; with ``has_purchase`` only those with at least one purchase."""
+    ev = data.split_events(split)
+    buys = ev.groupby("session", sort=True)["is_buy"].sum()
+    return [int(s) for s in (buys.index[buys > 0] if has_purchase else buys.index)]
+
+
+def _rows(data: PreparedData, session: int, split: str):
+    mask = data.split_events(split)["session"].to_numpy() == session
+    if not mask.any():
+        raise DataError(f"session {session}", f"is not in the {split} split", f"pick one of session_ids(data, {split!r})")
+    return data.replay(split).subset(torch.from_numpy(mask))
+
+
+def _device(algo: Algo) -> torch.device:
+    return next(algo.parameters(), torch.empty(0)).device
+
+
+@torch.inference_mode()
+def _scores(algo: Algo, rows) -> torch.Tensor:
+    was = algo.training
+    algo.eval()
+    try:
+        dev = _device(algo)
+        return algo.scores(rows.state.to(dev, torch.long), rows.len_state.to(dev)).float().cpu()
+    finally:
+        algo.train(was)
+
+
+def top_k(algo: Algo, data: PreparedData, session: int, split: str = "test", k: int = 5) -> pd.DataFrame:
+    """The policy's ``k`` best items at every step: ``step, rank (1 = best), item, score, logged``."""
+    rows = _rows(data, session, split)
+    scores = _scores(algo, rows)
+    best = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    n, kk = best.indices.shape
+    items = best.indices.numpy()
+    return pd.DataFrame(
+        {
+            "step": np.repeat(rows.step.numpy(), kk),
+            "rank": np.tile(np.arange(1, kk + 1), n),
+            "item": items.reshape(-1),
+            "score": best.values.numpy().reshape(-1),
+            "logged": (items == rows.action.numpy()[:, None]).reshape(-1),
+        }
+    )
+
+
+def top_k_grid(topk: pd.DataFrame) -> pd.DataFrame:
+    """``top_k`` as a grid: one row per step, one column per rank; the logged item shown as ``[item]``."""
+    cells = topk.assign(cell=np.where(topk["logged"], "[" + topk["item"].astype(str) + "]", topk["item"].astype(str)))
+    return cells.pivot(index="step", columns="rank", values="cell")
+
+
+def session_table(algos: Mapping[str, Algo], data: PreparedData, session: int, split: str = "test") -> pd.DataFrame:
+    """One row per step of ``session``: items, event, reward, MC return, and per run value / bias / rank.
+
+    The Monte-Carlo return uses the first run's γ and rewards. ``rank <label>`` is the
+    1-based position the run's policy gave the logged item among all items; ``P(…)
+    <label>`` are MCRL's reward-model probabilities of the logged pair.
+    """
+    if not algos:
+        raise ConfigError("session_table", "needs at least one run", "pass {label: algorithm}")
+    rows = _rows(data, session, split)
+    cfg = next(iter(algos.values())).config
+    pad = rows.pad
+    recent = [" ".join(str(i) for i in st if i != pad) for st in rows.state.tolist()]
+    table = pd.DataFrame(
+        {
+            "step": rows.step.numpy(),
+            "history (last items)": [r or "—" for r in recent],
+            "item": rows.action.numpy().astype(int),
+            "event": np.where(rows.is_buy.numpy(), "purchase", "click"),
+            "reward": rows.reward(cfg.reward_click, cfg.reward_buy).numpy().astype(float),
+            "mc_return": mc_returns(rows, cfg.gamma, cfg.reward_click, cfg.reward_buy),
+        }
+    )
+    for label, algo in algos.items():
+        if algo.value_based:
+            value, _ = predicted_values(algo, rows, device=_device(algo))
+            table[f"value {label}"] = value
+            table[f"bias {label}"] = value - table["mc_return"]
+        scores = _scores(algo, rows)
+        logged = scores.gather(1, rows.action.long()[:, None])
+        table[f"rank {label}"] = (scores > logged).sum(1).numpy() + 1
+        if hasattr(algo, "reward_probs"):
+            with torch.inference_mode():
+                dev = _device(algo)
+                probs = algo.reward_probs(rows.state.to(dev, torch.long), rows.len_state.to(dev), rows.action.to(dev, torch.long))
+            for j, name in enumerate(PROBS):
+                table[f"{name} {label}"] = probs[:, j].float().cpu().numpy()
+    return table
+
+
+def labels_of(table: pd.DataFrame, prefix: str) -> list[str]:
+    """The run labels that have a ``<prefix> <label>`` column in a session table."""
+    return [c.removeprefix(prefix + " ") for c in table.columns if c.startswith(prefix + " ")]
+
+
+def session_figure(table: pd.DataFrame, session: int) -> go.Figure:
+    """Values vs the MC return per step, the bias per run, and MCRL's reward-model probabilities."""
+    value_labels, prob_labels = labels_of(table, "value"), labels_of(table, "P(click)")
+    n_rows = 2 + bool(prob_labels)
+    titles = ["predicted value vs Monte-Carlo return", "bias = value − return"]
+    if prob_labels:
+        titles.append(f"reward model of {prob_labels[0]}: P(class | s, logged item)")
+    fig = make_subplots(rows=n_rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
+    x = table["step"]
+    buys = table["event"] == "purchase"
+    hover = [f"item {i} ({e})" for i, e in zip(table["item"], table["event"])]
+    fig.add_trace(go.Scatter(x=x, y=table["mc_return"], mode="lines+markers", name="MC return", line={"color": "black"},
+                             text=hover, hovertemplate="step %{x}: %{text}<br>return %{y:.3f}"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x[buys], y=table.loc[buys, "mc_return"], mode="markers", name="purchase",
+                             marker={"symbol": "star", "size": 13, "color": COLORS[3]}), row=1, col=1)
+    for i, label in enumerate(value_labels):
+        color = COLORS[i % len(COLORS)]
+        fig.add_trace(go.Scatter(x=x, y=table[f"value {label}"], mode="lines+markers", name=f"value {label}",
+                                 line={"color": color}, legendgroup=label), row=1, col=1)
+        fig.add_trace(go.Bar(x=x, y=table[f"bias {label}"], name=f"bias {label}", marker_color=color,
+                             legendgroup=label, showlegend=False), row=2, col=1)
+    if prob_labels:
+        for name, color in zip(PROBS, ("#8C8C8C", COLORS[0], COLORS[3])):
+            fig.add_trace(go.Bar(x=x, y=table[f"{name} {prob_labels[0]}"], name=name, marker_color=color), row=3, col=1)
+        fig.update_layout(barmode="stack")
+    n_buys = int(buys.sum())
+    fig.update_layout(
+        title=f"session {session}: {len(table)} steps, {n_buys} purchase{'s' if n_buys != 1 else ''}",
+        height=260 + 200 * n_rows, template="plotly_white", margin={"t": 90},
+    )
+    fig.update_xaxes(title_text="step", row=n_rows, col=1, dtick=1)
+    return fig
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """A session table as HTML, purchases highlighted."""
+    styled = table.style.format(precision=3).hide(axis="index")
+    styled = styled.apply(lambda r: ["background-color: #fde2e2" if r["event"] == "purchase" else "" for _ in r], axis=1)
+    return styled.to_html()
+
+
+def grid_html(grid: pd.DataFrame, label: str) -> str:
+    """A top-k grid as HTML; the logged item ``[i]`` is highlighted."""
+    body = grid.to_html(escape=True)
+    body = body.replace("<td>[", "<td style='background:#ffe58f;font-weight:bold'>[")
+    return f"<b>top-{grid.shape[1]} of {html.escape(label)}'s policy</b> (logged item in [brackets])" + body
+
+
+# --- the widget --------------------------------------------------------------------------
+class Inspector:
+    """An ipywidgets panel over :func:`session_table` and :func:`session_figure`.
+
+    >>> inspector = Inspector.from_runs({"SQN": sqn_dir, "MCRL": mcrl_dir})
+    >>> inspector.render()   # once directly: a broken inspector fails a headless run
+    >>> inspector            # the panel
+    """
+
+    def __init__(self, algos: Mapping[str, Algo], data: PreparedData, split: str = "test", k: int = 5, session: int | None = None):
+        import ipywidgets as widgets
+
+        self.algos, self.data, self.split = dict(algos), data, split
+        if not self.algos:
+            raise ConfigError("Inspector", "was given no runs", "pass {label: algorithm} or use Inspector.from_runs")
+        ids = session_ids(data, split)
+        if not ids:
+            raise DataError(f"{data.root} ({split} split)", "has no sessions", "prepare more sessions")
+        self.error: BaseException | None = None
+        self.table: pd.DataFrame | None = None
+        self.figure: go.Figure | None = None
+        self.grid: pd.DataFrame | None = None
+        self._syncing = False
+
+        self.has_purchase = widgets.Checkbox(value=False, description="has purchase")
+        self.session = widgets.Dropdown(options=ids, value=session if session in ids else ids[0], description="session")
+        self.position = widgets.IntSlider(value=ids.index(self.session.value), min=0, max=len(ids) - 1, description="#",
+                                          continuous_update=False)
+        self.k = widgets.IntSlider(value=k, min=1, max=20, description="top-k", continuous_update=False)
+        self.policy = widgets.Dropdown(options=list(self.algos), description="policy")
+        self.next_button = widgets.Button(description="next session", icon="forward")
+        self.status = widgets.HTML()
+        self.chart = widgets.Output()
+        self.values = widgets.HTML()
+        self.topk = widgets.HTML()
+
+        self.has_purchase.observe(self._on_filter, names="value")
+        self.session.observe(self._on_session, names="value")
+        self.position.observe(self._on_position, names="value")
+        self.k.observe(self._on_view, names="value")
+        self.policy.observe(self._on_view, names="value")
+        self.next_button.on_click(self._on_next)
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.session, self.position, self.has_purchase]),
+                widgets.HBox([self.policy, self.k, self.next_button]),
+                self.status, self.chart, self.values, self.topk,
+            ]
+        )
+
+    @classmethod
+    def from_runs(cls, runs: Mapping[str, str | Path], split: str = "test", k: int = 5, device: str = "cpu", session: int | None = None) -> Inspector:
+        algos, data = load_runs(runs, device)
+        return cls(algos, data, split=split, k=k, session=session)
+
+    # --- rendering ---------------------------------------------------------------------
+    def render(self) -> go.Figure:
+        """Recompute everything for the selected session and show it; returns the figure."""
+        session = int(self.session.value)
+        self.table = session_table(self.algos, self.data, session, self.split)
+        self.figure = session_figure(self.table, session)
+        label = self.policy.value
+        self.grid = top_k_grid(top_k(self.algos[label], self.data, session, self.split, self.k.value))
+        self.values.value = table_html(self.table)
+        self.topk.value = grid_html(self.grid, label)
+        ids = self.session.options
+        self.status.value = f"session {session} ({ids.index(session) + 1} of {len(ids)} in the {self.split} split)"
+        self._show(self.figure)
+        self.error = None
+        return self.figure
+
+    def _show(self, fig: go.Figure) -> None:
+        from IPython import get_ipython
+        from IPython.display import clear_output, display
+
+        if get_ipython() is None:  # plain Python (tests): the figure is in self.figure
+            return
+        with self.chart:
+            clear_output(wait=True)
+            display(fig)
+
+    @contextlib.contextmanager
+    def _guard(self):
+        """Show a callback's traceback in the panel (ipywidgets would swallow it), then re-raise."""
+        try:
+            yield
+        except Exception as err:
+            self.error = err
+            self.status.value = "<pre style='color:#b00'>" + html.escape(traceback.format_exc()) + "</pre>"
+            raise
+
+    # --- callbacks ---------------------------------------------------------------------
+    def _on_session(self, change) -> None:
+        if self._syncing:
+            return
+        with self._guard():
+            self._syncing = True
+            try:
+                self.position.value = list(self.session.options).index(change["new"])
+            finally:
+                self._syncing = False
+            self.render()
+
+    def _on_position(self, change) -> None:
+        if self._syncing:
+            return
+        with self._guard():
+            self.session.value = self.session.options[change["new"]]  # → _on_session renders
+
+    def _on_filter(self, change) -> None:
+        with self._guard():
+            ids = session_ids(self.data, self.split, has_purchase=bool(change["new"]))
+            if not ids:
+                self.status.value = "no session of this split has a purchase"
+                return
+            current = self.session.value
+            self._syncing = True
+            try:
+                self.session.options = ids
+                self.session.value = current if current in ids else ids[0]
+                self.position.max = len(ids) - 1
+                self.position.value = ids.index(self.session.value)
+            finally:
+                self._syncing = False
+            self.render()
+
+    def _on_view(self, change) -> None:
+        with self._guard():
+            self.render()
+
+    def _on_next(self, button=None) -> None:
+        with self._guard():
+            ids: Sequence[int] = self.session.options
+            self.session.value = ids[(list(ids).index(self.session.value) + 1) % len(ids)]
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

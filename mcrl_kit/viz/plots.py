@@ -1,0 +1,260 @@
+"""Static figures (matplotlib) for the notebooks and the ``figures/`` folder.
+
+Every function takes a tidy table from the kit (``experiments``, ``analysis``,
+``diagnostics``) and returns a :class:`KitFigure` — a plain matplotlib ``Figure`` made
+without pyplot (no global figure list to leak, no backend to pick) that Jupyter shows as
+a PNG when it is a cell's last expression. :func:`save_figure` writes one atomically to
+``paths.figures_dir()`` (``MCRL_FIGURES`` overrides it).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import paths
+from ..diagnostics import bias_by
+from ..storage import atomic_path
+
+DPI = 110
+COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+
+
+class KitFigure(Figure):
+    """A matplotlib figure that Jupyter displays as PNG without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+        return buf.getvalue()
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.6, **kw):
+    fig = KitFigure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def save_figure(fig: Figure, name: str, folder: str | Path | None = None) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` (default ``paths.figures_dir()``) atomically."""
+    path = Path(folder or paths.figures_dir()) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        tmp.chmod(0o644)  # figures are for readers (the temporary file is private)
+    return path
+
+
+def _colors(labels: Sequence[str]) -> dict[str, str]:
+    return {label: COLORS[i % len(COLORS)] for i, label in enumerate(labels)}
+
+
+# --- 01: a session as an MDP -----------------------------------------------------------
+def session_timeline(table: pd.DataFrame, title: str = "") -> KitFigure:
+    """Rewards per step (bars, purchases highlighted), the return ``G_t`` (line), items annotated."""
+    fig, axes = new_figure(width=7.0, height=3.4)
+    ax = axes[0, 0]
+    t, r = table["t"].to_numpy(), table["reward r_t"].to_numpy()
+    buy = (table["event"] == "purchase").to_numpy()
+    ax.bar(t, r, color=np.where(buy, COLORS[3], COLORS[0]), alpha=0.8, label="reward r_t (red: purchase)")
+    ax.plot(t, table["return G_t"], "o-", color="k", label="return G_t")
+    for ti, ri, item in zip(t, r, table["action a_t"]):
+        ax.annotate(f"item {item}", (ti, ri), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+    ax.set_xlabel("step t")
+    ax.set_ylabel("reward / return")
+    ax.set_xticks(t)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+# --- 02: the data ------------------------------------------------------------------------
+def length_histogram(lengths: pd.Series, title: str = "") -> KitFigure:
+    """Histogram of events per session (log counts: real session lengths have a heavy tail)."""
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    top = int(np.percentile(lengths, 99)) + 1
+    ax.hist(lengths.clip(upper=top), bins=np.arange(0.5, top + 1.5), color=COLORS[0])
+    ax.set_yscale("log")
+    ax.set_xlabel(f"events per session (clipped at the 99th percentile, {top})")
+    ax.set_ylabel("sessions")
+    ax.set_title(title or f"session lengths (mean {lengths.mean():.2f})")
+    return fig
+
+
+def popularity_plot(popularity: pd.Series, title: str = "") -> KitFigure:
+    """Rank–frequency of items on log–log axes, and the cumulative share of events."""
+    fig, axes = new_figure(ncols=2)
+    counts = popularity.sort_values(ascending=False).to_numpy()
+    rank = np.arange(1, len(counts) + 1)
+    axes[0, 0].loglog(rank, counts, ".", color=COLORS[0], ms=3)
+    axes[0, 0].set_xlabel("item rank")
+    axes[0, 0].set_ylabel("events")
+    axes[0, 0].set_title(title or "item popularity")
+    share = np.cumsum(counts) / counts.sum()
+    axes[0, 1].plot(rank / len(rank), share, color=COLORS[1])
+    axes[0, 1].set_xlabel("share of items (most popular first)")
+    axes[0, 1].set_ylabel("share of events")
+    axes[0, 1].grid(alpha=0.3)
+    return fig
+
+
+# --- 03/04: learning ---------------------------------------------------------------------
+def learning_curves(curves: pd.DataFrame, metrics: Sequence[str] = ("val/purchase/NDCG@10", "loss/ce")) -> KitFigure:
+    """One panel per history column: the mean over seeds per label, shaded min–max."""
+    metrics = [m for m in metrics if m in curves]
+    fig, axes = new_figure(ncols=max(1, len(metrics)))
+    colors = _colors(list(dict.fromkeys(curves["label"])))
+    for ax, metric in zip(axes[0], metrics):
+        for label, part in curves.dropna(subset=[metric]).groupby("label", sort=False):
+            agg = part.groupby("step")[metric].agg(["mean", "min", "max"])
+            ax.plot(agg.index, agg["mean"], "-", marker="." if len(agg) < 12 else None, color=colors[label], label=label)
+            if part["seed"].nunique() > 1:
+                ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[label], alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    return fig
+
+
+def loss_terms(curves: pd.DataFrame, terms: Sequence[str], label: str | None = None) -> KitFigure:
+    """MCRL's loss, term by term: one small panel per ``loss/<term>`` column."""
+    part = curves if label is None else curves[curves["label"] == label]
+    cols = [f"loss/{t}" for t in terms if f"loss/{t}" in part]
+    n = len(cols)
+    fig, axes = new_figure(ncols=min(n, 3), nrows=int(np.ceil(n / 3)), width=3.6, height=2.8)
+    flat = axes.ravel()
+    for ax, col in zip(flat, cols):
+        agg = part.dropna(subset=[col]).groupby("step")[col].mean()
+        ax.plot(agg.index, agg.to_numpy(), color=COLORS[0])
+        ax.set_title(col.removeprefix("loss/"))
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig
+
+
+def confusion_matrix(table: pd.DataFrame, title: str = "reward model") -> KitFigure:
+    """Row-normalised colours (recall per true class), counts written in the cells."""
+    fig, axes = new_figure(width=4.4, height=3.8)
+    ax = axes[0, 0]
+    counts = table.to_numpy()
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, f"{counts[i, j]:,}\n{rates[i, j]:.0%}", ha="center", va="center",
+                    color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(table.columns)), table.columns)
+    ax.set_yticks(range(len(table.index)), table.index)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class")
+    return fig
+
+
+def similarity_histograms(sims: pd.DataFrame) -> KitFigure:
+    """Cosine of ``T(h, a)`` with the next / the current state, logged vs negative items."""
+    targets = list(dict.fromkeys(sims["target"]))
+    fig, axes = new_figure(ncols=len(targets))
+    colors = _colors(list(dict.fromkeys(sims["pair"])))
+    bins = np.linspace(-1, 1, 41)
+    for ax, target in zip(axes[0], targets):
+        for pair, part in sims[sims["target"] == target].groupby("pair", sort=False):
+            ax.hist(part["cosine"], bins=bins, density=True, alpha=0.55, color=colors[pair], label=f"{pair} (mean {part['cosine'].mean():.2f})")
+        ax.set_title(f"cos(T(h, a), {target})")
+        ax.set_xlabel("cosine similarity")
+        ax.legend(fontsize=8)
+    return fig
+
+
+# --- 05: overestimation ------------------------------------------------------------------
+def bias_scatter(values: pd.DataFrame, max_points: int = 3000, seed: int = 0) -> KitFigure:
+    """Predicted value against the Monte-Carlo return (and the true return), one panel per label."""
+    labels = list(dict.fromkeys(values["label"]))
+    fig, axes = new_figure(ncols=len(labels), width=3.6, height=3.6, sharex=True, sharey=True)
+    rng = np.random.default_rng(seed)
+    for ax, label in zip(axes[0], labels):
+        part = values[values["label"] == label]
+        if len(part) > max_points:
+            part = part.iloc[np.sort(rng.choice(len(part), max_points, replace=False))]
+        ax.scatter(part["mc_return"], part["value"], s=4, alpha=0.3, color=COLORS[0], label="vs MC return")
+        if "true_value" in part:
+            ax.scatter(part["true_value"], part["value"], s=4, alpha=0.3, color=COLORS[1], label="vs true return")
+        lo = float(min(part["value"].min(), part["mc_return"].min()))
+        hi = float(max(part["value"].max(), part["mc_return"].max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_title(label)
+        ax.set_xlabel("return")
+    axes[0, 0].set_ylabel("predicted value")
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    return fig
+
+
+def bias_by_step(values: pd.DataFrame) -> KitFigure:
+    """Mean bias (prediction − MC return) by position in the session, one line per label."""
+    fig, axes = new_figure(width=6.0)
+    ax = axes[0, 0]
+    labels = list(dict.fromkeys(values["label"]))
+    colors = _colors(labels)
+    for label in labels:
+        by = bias_by(values[values["label"] == label], "step")
+        x = np.arange(len(by))
+        sem = by["std_bias"] / np.sqrt(by["events"].clip(lower=1))
+        ax.errorbar(x, by["mean_bias"], yerr=sem, marker="o", capsize=3, color=colors[label], label=label)
+        ax.set_xticks(x, by["group"].astype(str))
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xlabel("step in session")
+    ax.set_ylabel("mean bias (± s.e.)")
+    ax.set_title("bias by step: > 0 is overestimation")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bias_distribution(values: pd.DataFrame, column: str = "bias") -> KitFigure:
+    """Distribution of the per-event bias per label (violins, means marked)."""
+    labels = list(dict.fromkeys(values["label"]))
+    fig, axes = new_figure(width=max(4.0, 1.4 * len(labels)))
+    ax = axes[0, 0]
+    data = [values.loc[values["label"] == label, column].to_numpy() for label in labels]
+    parts = ax.violinplot(data, showmeans=True, showextrema=False)
+    for body, color in zip(parts["bodies"], COLORS):
+        body.set_facecolor(color)
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20)
+    ax.set_ylabel(column)
+    ax.set_title(f"{column} per event (prediction − return)")
+    return fig
+
+
+# --- 06: ablations -----------------------------------------------------------------------
+def ablation_bars(table: pd.DataFrame, metric: str = "purchase NDCG@10") -> KitFigure:
+    """Mean ± std over seeds of ``metric`` per variant (a ``Study.compare`` table)."""
+    fig, axes = new_figure(width=6.0, height=0.45 * len(table) + 1.2)
+    ax = axes[0, 0]
+    y = np.arange(len(table))[::-1]
+    ax.barh(y, table[metric], xerr=table[f"{metric} std"], color=COLORS[0], alpha=0.85, capsize=4)
+    ax.set_yticks(y, table["label"])
+    ax.set_xlabel(f"{metric} (mean ± std over {int(table['seeds'].max())} seeds)")
+    lo = float((table[metric] - table[f"{metric} std"]).min())
+    ax.set_xlim(left=max(0.0, lo - 0.05))
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def sweep(table: pd.DataFrame, x: Sequence[float], xlabel: str, metrics: Sequence[str] = ("purchase NDCG@10", "click NDCG@10")) -> KitFigure:
+    """``metrics`` (mean ± std over seeds) against a swept setting ``x`` (rows of ``table`` in order)."""
+    fig, axes = new_figure(ncols=len(metrics), width=3.8)
+    for ax, metric, color in zip(axes[0], metrics, COLORS):
+        ax.errorbar(list(x), table[metric], yerr=table[f"{metric} std"], marker="o", capsize=4, color=color)
+        ax.set_xlabel(xlabel)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,105 @@
+"""``python -m mcrl_kit bench --quick`` runs end to end and writes well-formed results.
+
+No clock is asserted on: the numbers depend on the machine and its load. What is
+checked is that every planned case ran and reported the fields the README table and
+the targets read, that the JSON and the CSV agree, and that the allocator and README
+plumbing behave (tcmalloc absent → plain malloc; the README section replaced in place).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mcrl_kit import bench
+
+TRAIN_FIELDS = ("steps_per_s", "transitions_per_s", "peak_rss_mb", "gflop_step", "gflops_achieved", "peak_fraction")
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_json_and_csv(tmp_path):
+    out = tmp_path / "bench"
+    env = dict(os.environ, MCRL_HOME=str(tmp_path))  # --readme must not touch the checkout's README
+    (tmp_path / "README.md").write_text("# kit\n\nintro\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcrl_kit", "bench", "--quick", "--no-peer", "--threads", "1", "--readme", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "bench.json").read_text())
+    results = data["results"]
+    kinds = {(r["kind"], r["variant"], r.get("source")) for r in results}
+    assert ("train", "default", "synthetic") in kinds and ("train", "default", "data") in kinds
+    assert ("eval", "default", None) in kinds
+    assert {r["variant"] for r in results} >= {"default", "plain-ce", "glibc", "plain-ce+glibc", "sparse-emb"}
+    algos = {r["algo"] for r in results if r["kind"] == "train"}
+    assert algos == {"supervised", "sqn", "sa2c", "mcrl"}
+    for r in results:
+        if r["kind"] == "train":
+            for field in TRAIN_FIELDS:
+                assert math.isfinite(r[field]) and r[field] > 0, (field, r)
+            assert r["transitions_per_s"] == pytest.approx(r["steps_per_s"] * r["batch"])
+            # the fused path recomputes nothing it does not report: it executes at most the plain FLOPs + logits
+            assert r["gflop_exec"] > 0
+        else:
+            assert r["states_per_s"] > 0 and r["states"] > 0
+        assert r["threads"] == 1
+    # MCRL's ratio to SQN is computed wherever both ran
+    assert all("vs_sqn" in r for r in results if r["kind"] == "train" and r["variant"] == "default")
+    # the allocator each worker really had follows the variant (when tcmalloc is installed)
+    if bench.tcmalloc_path():
+        assert all(r["tcmalloc"] == ("glibc" not in r["variant"]) for r in results if r["kind"] == "train")
+    # `python -m mcrl_kit` restarted itself under tcmalloc when it is installed, not otherwise
+    assert data["allocator"] == ("tcmalloc" if bench.tcmalloc_path() else "malloc")
+    assert data["summary"]["matmul_peak_gflops"] > 0
+    assert 0 <= data["loadavg_start"]
+
+    with open(out / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(results)
+    assert float(rows[0]["steps_per_s"]) == pytest.approx(results[0]["steps_per_s"])
+
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("# kit\n\nintro\n") and "## Performance" in readme
+    assert readme.count(bench.README_START) == 1 and readme.count(bench.README_END) == 1
+    assert "| mcrl | sasrec |" in readme
+
+
+def test_readme_section_is_replaced_in_place(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# kit\n\n## Performance\n\n{bench.README_START}\nold\n{bench.README_END}\n\n## Next\n")
+    bench.update_readme(readme, "new table", "python -m mcrl_kit bench")
+    text = readme.read_text()
+    assert "old" not in text and "new table" in text and text.endswith("## Next\n")
+    assert text.count("## Performance") == 1
+
+
+def test_tcmalloc_switches_and_absence(monkeypatch, tmp_path):
+    monkeypatch.setenv("MCRL_TCMALLOC", "0")
+    assert bench.tcmalloc_path() is None
+    monkeypatch.setenv("MCRL_TCMALLOC", str(tmp_path / "missing.so"))
+    assert bench.tcmalloc_path() is None  # a wrong path degrades to malloc, no error
+    lib = tmp_path / "libtcmalloc_minimal.so.4"
+    lib.write_text("")
+    monkeypatch.setenv("MCRL_TCMALLOC", str(lib))
+    assert bench.tcmalloc_path() == str(lib)
+    monkeypatch.setenv("LD_PRELOAD", "/x/other.so")
+    env = bench._worker_env(tcmalloc=True)
+    assert env["LD_PRELOAD"] == f"{lib}:/x/other.so"
+    env = bench._worker_env(tcmalloc=False)
+    assert env["LD_PRELOAD"] == "/x/other.so" and env["MCRL_TCMALLOC"] == "0"
+
+
+def test_python_m_mcrl_kit_runs_without_tcmalloc(tmp_path):
+    # MCRL_TCMALLOC=0: no restart, the command still works (the kit must degrade gracefully)
+    env = dict(os.environ, MCRL_TCMALLOC="0")
+    env.pop("LD_PRELOAD", None)
+    code = "import runpy, sys; sys.argv = ['mcrl_kit', '--help']; runpy.run_module('mcrl_kit', run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0 and "bench" in proc.stdout

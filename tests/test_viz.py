@@ -1,0 +1,91 @@
+"""Static and interactive figures: built from the kit's tables, saved atomically where paths say."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from mcrl_kit import analysis, experiments, paths
+from mcrl_kit.viz import interactive, plots
+
+
+def test_save_figure_goes_to_figures_dir(monkeypatch, tmp_path, tiny_data):
+    monkeypatch.setenv("MCRL_FIGURES", str(tmp_path / "figs"))
+    assert paths.figures_dir() == (tmp_path / "figs").resolve()
+    fig = plots.length_histogram(analysis.session_lengths(tiny_data))
+    path = plots.save_figure(fig, "lengths")
+    assert path == paths.figures_dir() / "lengths.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_mode & 0o044  # readable by others
+    assert [p.name for p in path.parent.iterdir()] == ["lengths.png"]  # no temporaries left
+    # Jupyter shows a KitFigure as PNG without pyplot
+    assert fig._repr_png_()[:4] == b"\x89PNG"
+
+
+def test_learning_figures(tiny_runs):
+    study, runs = tiny_runs
+    curves = study.curves(runs)
+    fig = plots.learning_curves(curves, ["val/purchase/NDCG@10", "loss/ce", "not a column"])
+    assert len(fig.axes) == 2 and {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == {"SQN", "MCRL"}
+    fig = plots.loss_terms(curves, ["policy", "value", "conservative", "reward", "transition"], label="MCRL")
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["policy", "value", "conservative", "reward", "transition"]
+    pfig = interactive.learning_curves(curves)
+    assert isinstance(pfig, go.Figure) and {t.name for t in pfig.data} == {"SQN (seed 0)", "MCRL (seed 0)"}
+
+
+def test_overestimation_figures(tiny_runs):
+    _, runs = tiny_runs
+    values, _ = analysis.diagnose_runs(runs, n_rollouts=2)
+    assert len(plots.bias_scatter(values, max_points=50).axes) == 2
+    fig = plots.bias_by_step(values)
+    assert len(fig.axes[0].get_lines()) >= 2
+    assert plots.bias_distribution(values, "bias_true").axes[0].get_ylabel() == "bias_true"
+    pfig = interactive.value_scatter(values, max_points=40)
+    assert [t.name for t in pfig.data] == ["SQN", "MCRL", "value = return"]
+    assert len(pfig.data[0].x) == 40
+
+
+def test_ablation_figures(tiny_runs):
+    study, runs = tiny_runs
+    table = study.compare(runs)
+    fig = plots.ablation_bars(table)
+    ax = fig.axes[0]
+    position = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+    assert position["SQN"] > position["MCRL"]  # the table's first row on top
+    fig = plots.sweep(table, [1, 2], "x")
+    assert len(fig.axes) == 2
+    pfig = interactive.ablation_bars(table)
+    assert list(pfig.data[0].y) == ["SQN", "MCRL"]
+
+
+def test_confusion_and_similarity_figures():
+    confusion = pd.DataFrame([[8, 2, 0], [1, 3, 0], [0, 1, 1]], index=analysis.CLASSES, columns=analysis.CLASSES)
+    fig = plots.confusion_matrix(confusion)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[0] == "8\n80%" and texts[4] == "3\n75%"
+    sims = pd.DataFrame({"pair": ["logged item", "negative item"] * 4, "target": ["next state"] * 4 + ["current state"] * 4,
+                         "cosine": [0.9, -0.1, 0.8, 0.0, 0.1, 0.7, 0.2, 0.9]})
+    fig = plots.similarity_histograms(sims)
+    assert [ax.get_title() for ax in fig.axes] == ["cos(T(h, a), next state)", "cos(T(h, a), current state)"]
+
+
+def test_session_timeline(tiny_data):
+    table = analysis.mdp_table(tiny_data, analysis.example_sessions(tiny_data, n=1)[0])
+    fig = plots.session_timeline(table, title="t")
+    assert len(fig.axes[0].patches) == len(table)
+
+
+@pytest.mark.parametrize("lengths", [pd.Series([3, 3, 4, 50])])
+def test_data_figures(lengths):
+    assert plots.length_histogram(lengths).axes[0].get_yscale() == "log"
+    assert plots.popularity_plot(pd.Series([10, 5, 1])).axes[0].get_xscale() == "log"
+    assert interactive.session_lengths(lengths).data[0].type == "histogram"
+
+
+def test_study_table_metric_summary_is_json_ready(tiny_runs, tmp_path):
+    from mcrl_kit.notebooks import _plain
+
+    study, runs = tiny_runs
+    plain = _plain({"t": study.compare(runs), "nan": float("nan"), "p": tmp_path, "s": experiments.metric_summary(study.compare(runs))})
+    assert plain["nan"] is None and plain["p"] == str(tmp_path) and isinstance(plain["t"], list)
