@@ -46,6 +46,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import faults
@@ -100,8 +101,6 @@ def distributed() -> tuple[int, int]:
     Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1 in the environment) the
     process group is created here on first use: NCCL when CUDA is present, gloo on CPU.
     """
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -126,8 +125,6 @@ def _broadcast(obj: Any, world: int) -> Any:
     """Rank 0's ``obj`` on every rank (a no-op in one process)."""
     if world == 1:
         return obj
-    import torch.distributed as dist
-
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
@@ -281,8 +278,6 @@ def train(
         _prepare_out(out, resume, run)
         run.save(out / "config.json")
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
         # dropout differs per process (as it does per example in one process); the rest,
         # weights and the algorithm's own generator, starts identical on every rank
@@ -441,8 +436,6 @@ def _fit(
         row: dict[str, Any] = {}
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == total_steps:
             if world > 1:  # the logged losses are means over every rank's slice
-                import torch.distributed as dist
-
                 names = sorted(sums)
                 packed = torch.stack([sums[k] for k in names]) / world
                 dist.all_reduce(packed)
@@ -489,8 +482,6 @@ def _gather_rng(world: int) -> list[torch.Tensor] | None:
     """Every rank's dropout RNG state (so a resumed multi-process run continues exactly)."""
     if world == 1:
         return None
-    import torch.distributed as dist
-
     states: list = [None] * world
     dist.all_gather_object(states, torch.get_rng_state())
     return states

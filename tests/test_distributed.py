@@ -59,8 +59,6 @@ def test_two_gloo_processes_match_one(tiny_data, tmp_path):
     w2 = torch.load(tmp_path / "two" / "model.pt", weights_only=False)
     gap = max((w1[k] - w2[k]).abs().max().item() for k in w1 if torch.is_tensor(w1[k]) and w1[k].is_floating_point())
     assert gap <= WEIGHT_TOL, gap
-    # one training process would give a different model if the ranks trained on the same rows
-    assert gap > 0 or _metric_gap(one, two) == 0
 
 
 def test_two_processes_train_value_methods_and_write_once(tiny_data, tmp_path):
