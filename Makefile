@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m mcrl_kit demo
+	$(PY) -m mcrl_kit demo $(DEMO_ARGS)
 
 # unit tests without nbmake's plugin (it costs ~4 s per start), notebooks separately
 test: $(STAMP)

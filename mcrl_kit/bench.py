@@ -557,7 +557,9 @@ def update_readme(readme: Path, body: str, command: str) -> None:
         text = head + section + tail
     else:
         text = text.rstrip() + ("\n\n" if text else "") + "## Performance\n\n" + section + "\n"
-    readme.write_text(text)
+    from .storage import write_text  # atomic: a README is never left half-written
+
+    write_text(readme, text)
 
 
 def bench(args: argparse.Namespace) -> dict:

@@ -92,9 +92,10 @@ def add_stats(sub: argparse._SubParsersAction) -> None:
 
 def run_stats(args: argparse.Namespace) -> int:
     from .data import load_prepared, stats_frame
+    from .data.prepare import readable_stats
     from .report import markdown_table
 
-    frame = stats_frame([load_prepared(d).stats for d in args.data])
+    frame = readable_stats(stats_frame([load_prepared(d).stats for d in args.data]))
     print(markdown_table(frame) if args.markdown else frame.to_string(index=False))
     return 0
 
@@ -362,20 +363,28 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--profile", default="smoke", choices=["smoke", "full"])
     p.add_argument("--out", default=None, help="output folder (default: build/notebooks)")
+    p.add_argument("--update-readme", action="store_true",
+                   help="write each notebook's measured minutes into README.md's notebook table (use a fresh --out)")
     p.set_defaults(handler=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from .data import format_stats
     from .experiments import load_data
-    from .notebooks import NOTEBOOKS, run_notebooks
+    from .notebooks import NOTEBOOKS, run_notebooks, update_readme
     from .paths import figures_dir
 
     scale = NOTEBOOKS["02"].full["SCALE"] if args.profile == "full" else "tiny"
     print(format_stats(load_data("simulator", scale=scale).stats), flush=True)
     # every notebook that picks a dataset gets the simulator (01's default would use the RetailRocket sample)
     done = run_notebooks(None, args.profile, {"DATASET": "simulator"}, args.out)
+    for e in done:
+        print(f"{e.notebook.number}  {e.seconds / 60:5.1f} min  {e.output}")
     print(f"\nexecuted notebooks and metrics: {done[0].output.parent}\nfigures: {figures_dir()}")
+    if args.update_readme:
+        if args.profile != "smoke":
+            raise KitError("--update-readme", "records the CI (smoke) profile's minutes", "drop --profile full")
+        print(f"updated {update_readme({e.notebook.number: e.seconds for e in done}, 'make demo DEMO_ARGS=--update-readme')}")
     return 0
 
 

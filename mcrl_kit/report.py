@@ -85,7 +85,10 @@ def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool 
     for members in groups.values():
         config = members[0][0]
         values = pd.DataFrame([metrics_row(m[split]) for _, m, _ in members])
-        row = {"label": run_label(config), "seeds": len(members), "params": members[0][1].get("params", 0)}
+        label = run_label(config)
+        if not merge_seeds:  # one row per run: say which seed it is
+            label += f" (seed {config.get('train', {}).get('seed', '?')})"
+        row = {"label": label, "seeds": len(members), "params": members[0][1].get("params", 0)}
         for col in COLUMNS:
             row[col] = float(values[col].mean())
             row[f"{col} std"] = float(values[col].std(ddof=1)) if len(members) > 1 else 0.0

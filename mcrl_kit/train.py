@@ -207,10 +207,11 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int, algo: str) -> None:
     total = parts["total"]
     if torch.isfinite(total):
         return
-    bad = {k: float(v) for k, v in parts.items() if not torch.isfinite(v)}
+    # detach: float() of a tensor that requires grad warns (a stray source line on the CLI's stderr)
+    bad = {k: float(v.detach()) for k, v in parts.items() if not torch.isfinite(v)}
     names = ", ".join(f"{k} = {v}" for k, v in bad.items())
     raise TrainingError(
-        f"{algo} at step {step}",
+        f"{algo} at step {step + 1}",  # 1-based, as --steps, history.csv and the checkpoints count
         f"the loss is not finite ({names})",
         "lower the learning rate (--lr), check the data for extreme rewards, or resume from the last "
         "checkpoint with --resume after changing the settings",

@@ -169,3 +169,16 @@ def test_hostile_invocations_never_print_a_traceback(tiny_data, tmp_path):
             assert "Fix:" in last, (name, err)
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
     assert (tmp_path / "notes.txt").read_text() == "x"
+
+
+def test_stats_prints_the_readme_table_and_refuses_a_non_data_folder(tiny_data, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["stats", str(tiny_data.root), "--markdown"]) == 0
+    header, _sep, row = out.getvalue().strip().splitlines()
+    assert header.split(" | ")[1:5] == ["sessions", "items", "clicks", "purchases"]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    s = tiny_data.stats
+    assert cells[1:5] == [f"{s['sessions']:,}", f"{s['items']:,}", f"{s['clicks']:,}", f"{s['purchases']:,}"]
+    rc, err = cli(["stats", str(tmp_path)])
+    assert rc == 2 and "not a complete prepared-data folder" in err and "Traceback" not in err

@@ -75,6 +75,19 @@ def test_two_processes_train_value_methods_and_write_once(tiny_data, tmp_path):
         assert history[0].startswith("step,") and len(history) == 3  # evaluations at steps 20 and 40
 
 
+def _kill_processes_mentioning(text: str) -> None:
+    """SIGKILL every process whose command line contains ``text`` (Linux /proc)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue  # gone already, or not ours to read
+
+
 def test_two_processes_resume_exactly(tiny_data, tmp_path):
     """A 2-process run killed (-9, whole process group) after its first checkpoint and resumed
     ends with exactly the metrics of one that never stopped (every rank's RNG is restored)."""
@@ -97,6 +110,9 @@ def test_two_processes_resume_exactly(tiny_data, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        # torchrun starts its workers in sessions of their own: the paused rank outlives the
+        # launcher's process group, so kill every process working on this run's folder too
+        _kill_processes_mentioning(str(cut))
     assert (cut / "checkpoint.pt").exists() and not (cut / "metrics.json").exists()
 
     _train(tiny_data.root, cut, 2, *common, "--resume")

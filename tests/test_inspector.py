@@ -77,6 +77,18 @@ def test_session_figure(loaded):
     np.testing.assert_allclose(fig.data[0].y, table["mc_return"])
 
 
+def test_session_values_png(loaded):
+    from mcrl_kit.viz import plots
+
+    algos, data = loaded
+    session = ins.session_ids(data, "test", has_purchase=True)[0]
+    table = ins.session_table(algos, data, session)
+    top, bottom = plots.session_values(table, title="s").axes
+    assert [line.get_label() for line in top.get_lines()] == ["MC return", "value SQN", "value MCRL"]
+    np.testing.assert_allclose(top.get_lines()[2].get_ydata(), table["value MCRL"])
+    assert len(bottom.patches) == 2 * len(table)  # one bias bar per step and run
+
+
 def test_widget_callbacks(loaded):
     algos, data = loaded
     panel = ins.Inspector(algos, data, k=4)

@@ -83,6 +83,33 @@ def test_conservative_term_is_logsumexp_gap():
     assert _algo(conservative="none").loss(_batch(), 0)["conservative"].item() == 0.0
 
 
+def test_conservative_term_without_reward_model_uses_logged_rewards():
+    # R off: r_t for a_t and 0 for a negative stand in; V ≡ c everywhere, γ = 0.5
+    # → L_C = mean_b [log(e^{r_b + γc} + K e^{γc}) − (r_b + γc)] = mean_b log(1 + K e^{−r_b})
+    parts = _algo(reward_model=False).loss(_batch(), step=0)
+    expected = (math.log(1 + 3 * math.exp(-0.2)) + math.log(1 + 3 * math.exp(-1.0))) / 2
+    assert parts["conservative"].item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("part", ["reward", "transition"])
+def test_a_switched_off_model_does_not_enter_the_conservative_term(part):
+    # randomly initialised (not pinned) networks: every Q̂(s, a) differs by action
+    def conservative(off: bool, perturb: bool) -> float:
+        params = {"reward_model": False} if part == "reward" and off else {"transition": "none"} if off else {}
+        torch.manual_seed(0)  # the same initial weights in every call
+        algo = build_algo("mcrl", N, L, ModelConfig(backbone="gru", hidden=D, dropout=0.0), {"neg": 3, **params}, seed=0)
+        if perturb:  # scramble the model in question
+            with torch.no_grad():
+                for p in getattr(algo, part).parameters():
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 3)
+        return algo.loss(_batch(), 0)["conservative"].item()
+
+    # switched off, its (untrained) network must not shape the penalty…
+    assert conservative(off=True, perturb=True) == conservative(off=True, perturb=False)
+    # …while switched on, the same scramble moves it (the check above can fail)
+    assert abs(conservative(off=False, perturb=True) - conservative(off=False, perturb=False)) > 1e-5
+
+
 def test_conservative_term_prefers_logged_actions():
     algo = _algo()
     # raise the reward model's purchase logit for item 1 only: Q̂(s, 1) grows, the gap shrinks

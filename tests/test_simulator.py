@@ -51,6 +51,18 @@ def test_same_seed_same_log_other_seed_other_log():
     assert a.info["world_checksum"] != c.info["world_checksum"]  # the world follows the seed too
 
 
+def test_explicit_generators_drive_world_and_sessions():
+    def log(world_seed: int, session_seed: int):
+        world = sim.build_world("tiny", rng=np.random.default_rng(world_seed))
+        return sim.simulate("tiny", sessions=100, progress=False, world=world, rng=np.random.default_rng(session_seed))
+
+    a, b = log(1, 2), log(1, 2)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    assert not log(1, 3).events.equals(a.events)  # other session generator, same world
+    assert log(5, 2).info["world_checksum"] != a.info["world_checksum"]
+    assert a.info["world_checksum"] != sim.build_world("tiny", 0).checksum()  # the generator, not the seed
+
+
 def test_sessions_override_keeps_the_world():
     log = sim.simulate("tiny", seed=0, sessions=150, progress=False)
     assert log.events["session_id"].nunique() == 150

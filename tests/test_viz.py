@@ -74,6 +74,10 @@ def test_session_timeline(tiny_data):
     table = analysis.mdp_table(tiny_data, analysis.example_sessions(tiny_data, n=1)[0])
     fig = plots.session_timeline(table, title="t")
     assert len(fig.axes[0].patches) == len(table)
+    pfig = interactive.session_mdp(table, title="t")
+    bars, line = pfig.data
+    assert list(bars.y) == table["reward r_t"].tolist() and list(line.y) == table["return G_t"].tolist()
+    assert str(table["action a_t"].iloc[0]) in bars.text[0]
 
 
 @pytest.mark.parametrize("lengths", [pd.Series([3, 3, 4, 50])])

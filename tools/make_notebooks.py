@@ -59,6 +59,11 @@ def params(text: str):
     return code(text, tags=["parameters"])
 
 
+def training_setup(imports: str, heading: str) -> list:
+    """The opening every training notebook shares: imports, parameters, the study, a heading."""
+    return [code(imports), params(TRAINING_PARAMETERS), code(STUDY), md(f"## {heading}\n\n{RUNS_NOTE}")]
+
+
 NOTEBOOKS: dict[str, list] = {}
 
 # --- 01 ------------------------------------------------------------------------------------
@@ -83,7 +88,7 @@ The examples are real RetailRocket sessions when the sample in `../shared` is av
     code("""
 from mcrl_kit import analysis, experiments
 from mcrl_kit.notebooks import write_metrics
-from mcrl_kit.viz import plots
+from mcrl_kit.viz import interactive, plots
 """),
     params('''
 DATASET = "auto"  # auto: the RetailRocket sample when ../shared has it, else the simulator
@@ -121,6 +126,12 @@ predict, and what the overestimation notebook (05) compares predictions with.
 fig = plots.session_timeline(first, title=f"session {sessions[0]} as an MDP (γ = {GAMMA})")
 plots.save_figure(fig, "01_session_mdp")
 fig
+"""),
+    md("""
+The same session to explore: hover a bar for the state and action of that step.
+"""),
+    code("""
+interactive.session_mdp(first, title=f"session {sessions[0]} (γ = {GAMMA})")
 """),
     code("""
 analysis.mdp_table(data, sessions[-1], gamma=GAMMA)
@@ -268,18 +279,11 @@ HR and NDCG @5/10/20, clicks and purchases apart, mean ± std over seeds. The CI
 trains for seconds, so its numbers are for checking the pipeline, not for conclusions —
 rerun with the `full` profile (README) for real ones.
 """),
-    code("""
+    *training_setup("""
 from mcrl_kit import experiments
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
-"""),
-    params(TRAINING_PARAMETERS),
-    code(STUDY),
-    md(f"""
-## Train
-
-{RUNS_NOTE}
-"""),
+""", "Train"),
     code("""
 runs = study.train(experiments.baselines(STEPS))
 runs
@@ -341,18 +345,11 @@ We follow each loss term, check what the reward and transition models learned, c
 parameter counts (one item head instead of SQN's four) and put MCRL in the results table.
 Which parts are the paper's and which the kit's reconstruction: `shared/docs/METHOD.md`.
 """),
-    code("""
+    *training_setup("""
 from mcrl_kit import analysis, experiments
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
-"""),
-    params(TRAINING_PARAMETERS),
-    code(STUDY),
-    md(f"""
-## Train MCRL (and the baselines, for the table)
-
-{RUNS_NOTE}
-"""),
+""", "Train MCRL (and the baselines, for the table)"),
     code("""
 runs = study.train({**experiments.baselines(STEPS), "MCRL": "mcrl"})
 curves = study.curves(runs)
@@ -603,6 +600,7 @@ sessions with a purchase; "next session" steps through them.
     code("""
 from mcrl_kit import experiments
 from mcrl_kit.notebooks import write_metrics
+from mcrl_kit.viz import plots
 from mcrl_kit.viz.inspector import Inspector
 """),
     params(TRAINING_PARAMETERS + '''
@@ -630,6 +628,11 @@ inspector.render()
 """),
     code("""
 inspector.table
+"""),
+    code("""
+fig = plots.session_values(inspector.table, title=inspector.figure.layout.title.text)
+plots.save_figure(fig, "07_inspector_session")
+fig
 """),
     md("""
 ## The panel

@@ -16,29 +16,13 @@ import difflib
 from ..config import AlgoConfig, ModelConfig
 from ..errors import ConfigError
 from .base import Algo
+from .mcrl import MCRL
 from .popularity import Popularity
+from .snqn import SA2C, SNQN
+from .sqn import SAC, SQN
 from .supervised import Supervised
 
-ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Supervised)}
-
-
-def _register_optional() -> None:
-    # families land one file at a time; each registers itself here when present
-    import importlib
-
-    for module, names in (("sqn", ("SQN", "SAC")), ("snqn", ("SNQN", "SA2C")), ("mcrl", ("MCRL",))):
-        try:
-            mod = importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{module}":
-                raise
-            continue
-        for cls_name in names:
-            cls = getattr(mod, cls_name)
-            ALGOS[cls.name] = cls
-
-
-_register_optional()
+ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Supervised, SQN, SAC, SNQN, SA2C, MCRL)}
 
 
 def algo_class(name: str) -> type[Algo]:

@@ -286,13 +286,18 @@ def stats_frame(stats: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{label: s.get(key) for key, label in STATS_COLUMNS.items()} for s in stats])
 
 
+def readable_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts with thousands separators (for printing; the numbers stay exact)."""
+    frame = frame.copy()
+    for col in ("sessions", "items", "clicks", "purchases"):
+        frame[col] = frame[col].map(lambda v: f"{v:,}")
+    return frame
+
+
 def format_stats(stats: dict | list[dict]) -> str:
     """The statistics table as aligned text (what ``prepare`` prints)."""
     rows = [stats] if isinstance(stats, dict) else stats
-    frame = stats_frame(rows)
-    for col in ("sessions", "items", "clicks", "purchases"):
-        frame[col] = frame[col].map(lambda v: f"{v:,}")
-    text = frame.to_string(index=False)
+    text = readable_stats(stats_frame(rows)).to_string(index=False)
     splits = "; ".join(
         f"{s['dataset']}: " + ", ".join(f"{k} {s[f'{k}_sessions']:,} sessions / {s[f'{k}_events']:,} events" for k in SPLITS)
         for s in rows

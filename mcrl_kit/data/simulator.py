@@ -199,12 +199,15 @@ class World:
         return h.hexdigest()[:12]
 
 
-def build_world(scale: str, seed: int = 0) -> World:
-    """The deterministic world of ``scale`` and ``seed`` (independent of the session count)."""
+def build_world(scale: str, seed: int = 0, rng: np.random.Generator | None = None) -> World:
+    """The deterministic world of ``scale`` and ``seed`` (independent of the session count).
+
+    ``rng``: an explicit generator to draw the world from instead of the seed's own.
+    """
     if scale not in SCALES:
         raise DataError(f"simulator scale {scale!r}", "is not a scale", f"use one of {', '.join(SCALES)}")
     sc = SCALES[scale]
-    rng = numpy_rng(seed, "simulator", "world")
+    rng = numpy_rng(seed, "simulator", "world") if rng is None else rng
     n = sc.n_items
     popularity = popularity_law(n)[rng.permutation(n).argsort()]  # item i gets a random rank
     k = max(2, round(n / sc.cluster_size))
@@ -310,13 +313,20 @@ def _stops(t_next: np.ndarray, hazard: np.ndarray, rng: np.random.Generator) -> 
 
 
 # --- generation ---------------------------------------------------------------------------
-def simulate(scale: str = "tiny", seed: int = 0, sessions: int | None = None, progress: bool = True) -> EventLog:
-    """Generate the event log of ``scale`` (``sessions`` overrides its session count)."""
-    world = build_world(scale, seed)
+def simulate(
+    scale: str = "tiny", seed: int = 0, sessions: int | None = None, progress: bool = True,
+    rng: np.random.Generator | None = None, world: World | None = None,
+) -> EventLog:
+    """Generate the event log of ``scale`` (``sessions`` overrides its session count).
+
+    By default everything derives from ``seed``; an explicit ``rng`` draws the sessions
+    (and ``world``, e.g. ``build_world(scale, rng=...)``, replaces the seed's world).
+    """
+    world = build_world(scale, seed) if world is None else world
     n_sessions = SCALES[scale].sessions if sessions is None else int(sessions)
     if n_sessions <= 0:
         raise DataError("simulator sessions", f"must be > 0, got {n_sessions}", "give a positive number of sessions")
-    rng = numpy_rng(seed, "simulator", "sessions")
+    rng = numpy_rng(seed, "simulator", "sessions") if rng is None else rng
     hazard = rng.beta(*world.engagement, size=n_sessions)
     z = rng.normal(0.0, BUY_SD, size=n_sessions)
     start = START_MS + rng.integers(0, SPAN_MS, size=n_sessions)

@@ -28,6 +28,20 @@ def learning_curves(curves: pd.DataFrame, metric: str = "val/purchase/NDCG@10") 
     return fig
 
 
+def session_mdp(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """An MDP table (``analysis.mdp_table``) as rewards (bars) and the return (line); hover shows s_t, a_t."""
+    buy = table["event"] == "purchase"
+    hover = [f"state {s}<br>action {a} ({e})" for s, a, e in zip(table["state s_t"], table["action a_t"], table["event"])]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=table["t"], y=table["reward r_t"], name="reward r_t", text=hover,
+                         marker_color=np.where(buy, COLORS[3], COLORS[0]), hovertemplate="t=%{x}<br>%{text}<br>r=%{y}"))
+    fig.add_trace(go.Scatter(x=table["t"], y=table["return G_t"], mode="lines+markers", name="return G_t",
+                             line={"color": "black"}))
+    fig.update_layout(title=title, xaxis_title="step t", yaxis_title="reward / return", height=340,
+                      template="plotly_white", xaxis_dtick=1)
+    return fig
+
+
 def session_lengths(lengths: pd.Series) -> go.Figure:
     """Histogram of events per session."""
     fig = go.Figure(go.Histogram(x=lengths.to_numpy(), marker_color=COLORS[0]))

@@ -72,6 +72,30 @@ def session_timeline(table: pd.DataFrame, title: str = "") -> KitFigure:
     return fig
 
 
+# --- 07: one session in the inspector ------------------------------------------------------
+def session_values(table: pd.DataFrame, title: str = "") -> KitFigure:
+    """An inspector session table: each run's value against the MC return (top), the bias (bottom)."""
+    labels = [c.removeprefix("value ") for c in table.columns if c.startswith("value ")]
+    fig, axes = new_figure(nrows=2, width=7.0, height=2.6, sharex=True)
+    top, bottom = axes[0, 0], axes[1, 0]
+    t = table["step"].to_numpy()
+    top.plot(t, table["mc_return"], "o-", color="k", label="MC return")
+    buy = (table["event"] == "purchase").to_numpy()
+    top.scatter(t[buy], table["mc_return"].to_numpy()[buy], marker="*", s=140, color=COLORS[3], zorder=3, label="purchase")
+    width = 0.8 / max(len(labels), 1)
+    for i, (label, color) in enumerate(_colors(labels).items()):
+        top.plot(t, table[f"value {label}"], "o-", color=color, label=f"value {label}")
+        bottom.bar(t + (i - (len(labels) - 1) / 2) * width, table[f"bias {label}"], width, color=color, label=label)
+    bottom.axhline(0, color="k", lw=0.8)
+    top.set_ylabel("value / return")
+    bottom.set_ylabel("bias")
+    bottom.set_xlabel("step")
+    bottom.set_xticks(t)
+    top.set_title(title)
+    top.legend(fontsize=8, loc="upper right")
+    return fig
+
+
 # --- 02: the data ------------------------------------------------------------------------
 def length_histogram(lengths: pd.Series, title: str = "") -> KitFigure:
     """Histogram of events per session (log counts: real session lengths have a heavy tail)."""
