@@ -338,20 +338,25 @@ def _notebook_overrides(pairs: Sequence[Sequence[str]]) -> dict:
 
 
 def run_notebooks_command(args: argparse.Namespace) -> int:
-    from .notebooks import run_notebooks, update_readme
+    from .notebooks import run_notebooks
 
     overrides = _notebook_overrides(args.parameter)
+    if args.update_readme and (args.only or args.profile != "smoke" or overrides):  # refused before any work
+        raise KitError("--update-readme", "needs the whole series in the smoke profile without overrides",
+                       "run `python -m mcrl_kit notebooks --out build/nb-timing --update-readme` alone")
     done = run_notebooks(args.only, args.profile, overrides, args.out, cell_timeout=args.timeout)
+    _report_notebooks(done, args.update_readme, "python -m mcrl_kit notebooks --out build/nb-timing --update-readme")
+    return 0
+
+
+def _report_notebooks(done, update: bool, command: str) -> None:
+    """Minutes per executed notebook; with ``update``, also into README.md's notebook table."""
+    from .notebooks import update_readme
+
     for e in done:
         print(f"{e.notebook.number}  {e.seconds / 60:5.1f} min  {e.output}")
-    if args.update_readme:
-        if args.only or args.profile != "smoke" or overrides:
-            raise KitError("--update-readme", "needs the whole series in the smoke profile without overrides",
-                           "run `python -m mcrl_kit notebooks --out build/nb-timing --update-readme` alone")
-        path = update_readme({e.notebook.number: e.seconds for e in done},
-                             "python -m mcrl_kit notebooks --out build/nb-timing --update-readme")
-        print(f"updated {path}")
-    return 0
+    if update:
+        print(f"updated {update_readme({e.notebook.number: e.seconds for e in done}, command)}")
 
 
 @command
@@ -371,20 +376,17 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from .data import format_stats
     from .experiments import load_data
-    from .notebooks import NOTEBOOKS, run_notebooks, update_readme
+    from .notebooks import NOTEBOOKS, run_notebooks
     from .paths import figures_dir
 
+    if args.update_readme and args.profile != "smoke":  # refused before any work
+        raise KitError("--update-readme", "records the CI (smoke) profile's minutes", "drop --profile full")
     scale = NOTEBOOKS["02"].full["SCALE"] if args.profile == "full" else "tiny"
     print(format_stats(load_data("simulator", scale=scale).stats), flush=True)
     # every notebook that picks a dataset gets the simulator (01's default would use the RetailRocket sample)
     done = run_notebooks(None, args.profile, {"DATASET": "simulator"}, args.out)
-    for e in done:
-        print(f"{e.notebook.number}  {e.seconds / 60:5.1f} min  {e.output}")
     print(f"\nexecuted notebooks and metrics: {done[0].output.parent}\nfigures: {figures_dir()}")
-    if args.update_readme:
-        if args.profile != "smoke":
-            raise KitError("--update-readme", "records the CI (smoke) profile's minutes", "drop --profile full")
-        print(f"updated {update_readme({e.notebook.number: e.seconds for e in done}, 'make demo DEMO_ARGS=--update-readme')}")
+    _report_notebooks(done, args.update_readme, "make demo DEMO_ARGS=--update-readme")
     return 0
 
 
