@@ -124,6 +124,25 @@ def test_widget_callbacks(loaded):
     assert panel.error is None
 
 
+def test_chart_slot_holds_one_plotly_figure(loaded):
+    """The chart is set as the Output widget's state (no output capture, issue #5): one plotly output, replaced on change."""
+    algos, data = loaded
+    panel = ins.Inspector(algos, data)
+    ids = ins.session_ids(data, "test")
+
+    def shown():
+        (output,) = panel.chart.outputs  # exactly one: each render replaces, never appends
+        assert output["output_type"] == "display_data"
+        return output["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+
+    panel.render()
+    assert shown().startswith(f"session {ids[0]}:")
+    for session in ids[1:3]:
+        panel.session.value = session
+        assert shown().startswith(f"session {session}:")
+    assert panel.chart.outputs[0]["data"]["text/plain"].startswith(f"<Figure: session {ids[2]}:")
+
+
 def test_widget_shows_callback_errors(loaded, monkeypatch):
     algos, data = loaded
     panel = ins.Inspector(algos, data)

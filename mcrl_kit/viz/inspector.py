@@ -8,7 +8,8 @@ All logic is in pure functions, tested in plain pytest:
   return), the rank its policy gave the logged item and, for MCRL, the reward model's
   class probabilities;
 - :func:`top_k` / :func:`top_k_grid` — a policy's top-k per step, the logged item marked;
-- :func:`session_figure` — the plotly chart of the table.
+- :func:`session_figure` — the plotly chart of the table;
+- :func:`figure_output` — that chart as the notebook output the panel's chart slot holds.
 
 :class:`Inspector` is only the ipywidgets wiring around them: a session dropdown and a
 slider over the (filterable) session list, a "has purchase" checkbox, top-k and
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
@@ -154,6 +156,13 @@ def labels_of(table: pd.DataFrame, prefix: str) -> list[str]:
     return [c.removeprefix(prefix + " ") for c in table.columns if c.startswith(prefix + " ")]
 
 
+def figure_output(fig: go.Figure) -> dict:
+    """A notebook ``display_data`` output holding ``fig`` as plotly JSON (what ``display(fig)`` emits)."""
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig)
+    title = fig.layout.title.text or "plotly figure"
+    return {"output_type": "display_data", "data": {**bundle, "text/plain": f"<Figure: {title}>"}, "metadata": {}}
+
+
 def session_figure(table: pd.DataFrame, session: int) -> go.Figure:
     """Values vs the MC return per step, the bias per run, and MCRL's reward-model probabilities."""
     value_labels, prob_labels = labels_of(table, "value"), labels_of(table, "P(click)")
@@ -274,14 +283,15 @@ class Inspector:
         return self.figure
 
     def _show(self, fig: go.Figure) -> None:
-        from IPython import get_ipython
-        from IPython.display import clear_output, display
+        """Put the figure in the chart slot by setting the Output widget's outputs.
 
-        if get_ipython() is None:  # plain Python (tests): the figure is in self.figure
-            return
-        with self.chart:
-            clear_output(wait=True)
-            display(fig)
+        Not ``with self.chart: clear_output(wait=True); display(fig)``: that routes the
+        figure through the kernel's output capture, and under papermill/nbclient a cell
+        doing it intermittently waited out its whole timeout (issue #5). Setting the
+        ``outputs`` trait is one plain widget-state message, the same in JupyterLab, under
+        papermill and in plain Python (where no frontend listens).
+        """
+        self.chart.outputs = (figure_output(fig),)
 
     @contextlib.contextmanager
     def _guard(self):
