@@ -10,7 +10,8 @@ would clash with the kit's), never imported by the kit::
 timestamp:float``), which the bench writes from the same prepared data its own
 ``data`` cases train on: every event of every session, the session as RecBole's user,
 the position in the session as the time (so RecBole's stable time sort keeps the
-kit's order).
+kit's order); and ``<name>.item``, every item of the catalogue, so that RecBole's
+vocabulary (and softmax) has the kit's width, items that never occur included.
 
 Settings matched to the kit's supervised SASRec: ``MAX_ITEM_LIST_LENGTH`` 10, hidden
 64, feed-forward 64 (``inner_size``), 1 layer, 1 head, dropout 0.1, CE loss over all
@@ -80,7 +81,9 @@ def main() -> None:
             "USER_ID_FIELD": "session_id",
             "ITEM_ID_FIELD": "item_id",
             "TIME_FIELD": "timestamp",
-            "load_col": {"inter": ["session_id", "item_id", "timestamp"]},
+            # the .item file (when present) lists the whole catalogue: the same softmax width as the kit's
+            "load_col": {"inter": ["session_id", "item_id", "timestamp"],
+                         **({"item": ["item_id"]} if (data / f"{data.name}.item").exists() else {})},
             "MAX_ITEM_LIST_LENGTH": 10,
             "hidden_size": 64,
             "inner_size": 64,

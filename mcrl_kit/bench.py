@@ -12,24 +12,31 @@ resident memory is its own):
   from disk with its three replay buffers, a batch sampled and gathered every step as
   ``train`` does, then 8,192 validation states ranked — so loading, sampling and the
   evaluation's buffers count in the peak memory);
-- **evaluation**: full-ranking states/s (encoder, item head, ``topk``) at both counts;
+- **evaluation**: full-ranking states/s (encoder, item head, ranks counted block by block:
+  ``mcrl_kit.evaluate.linear_ranks``) at both counts;
 - **FLOP efficiency**: the machine's own fp32 matmul peak (GFLOP/s of a 2048³ matmul,
   best of 10) and each training step's achieved GFLOP/s as a fraction of it. The
-  step's FLOPs are the algorithm's (``FlopCounterMode`` over one step of the *plain*
-  path); the fused path executes ~25 % more (it recomputes the logits) and is still
-  faster, so the fraction is of useful work;
+  step's FLOPs are the algorithm's (``FlopCounterMode`` over one step with the plain
+  softmax and argmax, SQN's ``Q(s, a)`` read at the actions only); the fused path
+  executes ~25 % more (it recomputes the logits) and is still faster, so the fraction
+  is of useful work;
 - **ablations** (MCRL / SQN / supervised SASRec at 70,852 items): each optimisation
-  switched off alone — plain cross-entropy, glibc malloc instead of tcmalloc, both
-  (the straightforward step) — and the opt-ins: sparse item embedding + SparseAdam,
-  ``torch.compile``;
+  switched off alone — ``plain``: whole ``[B, n_items]`` products for the softmax, the
+  greedy argmax and SQN's ``Q(s, a)``, as the reference computes them; glibc malloc
+  instead of tcmalloc; both (the straightforward step) — and the opt-ins: sparse item
+  embedding + SparseAdam, ``torch.compile``;
 - **a peer**: RecBole 1.2.1's SASRec on the same prepared data, items, batch,
   threads and sizes, timed the same way (``benchmarks/peer_recbole.py``, run in its own
   environment ``.venv-peer``; ``make bench-peer-env`` creates it).
 
 Every case records the machine's load: ``/proc/loadavg`` before it and the CPU time
 other processes used while it ran (``foreign_cpu``: busy jiffies of the whole machine
-minus the worker's own, in cores). ``--wait-quiet`` waits before each case until the
-machine has been idle for a moment, so that numbers are not taken while others run.
+minus the worker's own, in cores; ``steal_cpu``, the part of it the hypervisor took
+from this virtual machine for other guests — on a shared host the usual cause of a slow
+case). ``--wait-quiet`` waits before each case until the
+machine has been idle for a moment, so that numbers are not taken while others run;
+a case during which others still took more than ``--max-foreign`` cores is measured
+again (``--retries``) and the least disturbed attempt kept.
 
 Output: a table on stdout, ``build/bench/bench.json`` (everything, with the machine
 description) and ``build/bench/bench.csv`` (one row per case); ``--readme`` writes the
@@ -63,9 +70,10 @@ ALGO_PARAMS: dict[str, dict] = {"sa2c": {"switch_step": 0}}
 #: what each variant switches relative to the default (fused on, dense Adam, tcmalloc when present)
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "plain-ce": {"fused": False},
+    # whole [B, n_items] products everywhere (CE, greedy argmax, SQN's Q(s, a)): as the reference computes
+    "plain": {"fused": False},
     "glibc": {"tcmalloc": False},
-    "plain-ce+glibc": {"fused": False, "tcmalloc": False},
+    "plain+glibc": {"fused": False, "tcmalloc": False},
     "sparse-emb": {"sparse": True},
     "compile": {"compile": True},
 }
@@ -150,6 +158,15 @@ def _busy_seconds() -> float:
         return float("nan")
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _steal_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this (virtual) machine's cores, from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        return int(fields[7]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def _children_cpu() -> float:
@@ -258,9 +275,10 @@ def _train_case(case: dict) -> dict:
         "step_ms_median": statistics.median(timed) * 1e3,
         "rows": len(train_buf),
     }
-    # FLOPs of one step: the algorithm's (plain path) and what the chosen path executes
-    for key, fused in (("gflop_step", False), ("gflop_exec", case["fused"])):
-        with use_fused(fused), FlopCounterMode(display=False) as counter:
+    # FLOPs of one step: the algorithm's (plain softmax and argmax, Q(s, a) read at the
+    # actions only) and what the chosen path executes
+    for key, fused, gathered in (("gflop_step", False, True), ("gflop_exec", case["fused"], case["fused"])):
+        with use_fused(fused, gathered_q=gathered), FlopCounterMode(display=False) as counter:
             step(case["warmup"] + case["steps"], algo.loss)
         out[key] = counter.get_total_flops() / 1e9
     if case["source"] == "data":
@@ -289,10 +307,13 @@ def _eval_case(case: dict) -> dict:
     algo = build_algo(case["algo"], n_items, 10, ModelConfig(backbone=case["backbone"]), ALGO_PARAMS.get(case["algo"], {}))
     cfg = TrainConfig(eval_batch_size=case["eval_batch"])
     evaluate_algo(algo, buf.subset(torch.arange(len(buf)) < case["eval_batch"]), cfg, device)  # warm-up
-    t = time.perf_counter()
-    evaluate_algo(algo, buf, cfg, device)
-    seconds = time.perf_counter() - t
-    return {"states": len(buf), "states_per_s": len(buf) / seconds}
+    # the median of a few passes: one pass is a few seconds, and a host hiccup would be the figure
+    rates = []
+    for _ in range(case.get("repeats", 3)):
+        t = time.perf_counter()
+        evaluate_algo(algo, buf, cfg, device)
+        rates.append(len(buf) / (time.perf_counter() - t))
+    return {"states": len(buf), "states_per_s": statistics.median(rates), "states_per_s_all": [round(r) for r in rates]}
 
 
 def _peak_rss() -> float:
@@ -359,35 +380,55 @@ def plan(args: argparse.Namespace) -> list[dict]:
     if not args.no_ablation:
         n = max(items)
         for algo in [a for a in (("mcrl",) if args.quick else ("mcrl", "sqn", "supervised")) if a in algos]:
-            for variant in VARIANTS:
+            for variant in args.variants or VARIANTS:
                 if variant != "default" and (variant != "compile" or not args.quick):
                     add("train", variant, algo=algo, backbone="sasrec", items=n, source="synthetic")
     return cases
 
 
+def _run_group(group: list[dict], args: argparse.Namespace) -> list[dict]:
+    """One fresh worker process over ``group``; its results with the machine's load while it ran."""
+    waited = wait_quiet(args.wait_quiet) if args.wait_quiet else None
+    load, busy0, own0, steal0, t0 = loadavg(), _busy_seconds(), _children_cpu(), _steal_seconds(), time.perf_counter()
+    env = _worker_env(group[0]["tcmalloc"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcrl_kit.bench", "--worker", json.dumps(group)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - t0
+    foreign = max(0.0, (_busy_seconds() - busy0) - (_children_cpu() - own0)) / wall
+    steal = max(0.0, _steal_seconds() - steal0) / wall  # part of `foreign`: a busy host, not this machine
+    lines = [json.loads(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    if proc.returncode != 0 or len(lines) != len(group):
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"bench worker failed on {group[len(lines)] if len(lines) < len(group) else group}")
+    for r in lines:
+        r.update(loadavg_before=load, foreign_cpu=round(foreign, 3), steal_cpu=round(steal, 3), quiet_probe=waited)
+    return lines
+
+
 def run_cases(cases: list[dict], args: argparse.Namespace) -> list[dict]:
-    """Each case in a fresh worker (``--quick``: one worker for all); collect their results."""
+    """Each case in a fresh worker (``--quick``: one worker for all); collect their results.
+
+    A case during which others took more than ``--max-foreign`` cores (other processes
+    or, on a shared host, the hypervisor) is run again, up to ``--retries`` times, and
+    the least disturbed attempt is kept (its ``attempts`` and every attempt's
+    ``foreign_cpu`` are recorded).
+    """
     if args.quick:  # one worker per allocator setting (the preload is fixed at process start)
         groups = [g for g in ([c for c in cases if c["tcmalloc"]], [c for c in cases if not c["tcmalloc"]]) if g]
     else:
         groups = [[c] for c in cases]
     results = []
     for i, group in enumerate(groups, 1):
-        waited = wait_quiet(args.wait_quiet) if args.wait_quiet else None
-        load, busy0, own0, t0 = loadavg(), _busy_seconds(), _children_cpu(), time.perf_counter()
-        env = _worker_env(group[0]["tcmalloc"])
-        proc = subprocess.run(
-            [sys.executable, "-m", "mcrl_kit.bench", "--worker", json.dumps(group)],
-            env=env, capture_output=True, text=True, check=False,
-        )
-        wall = time.perf_counter() - t0
-        foreign = max(0.0, (_busy_seconds() - busy0) - (_children_cpu() - own0)) / wall
-        lines = [json.loads(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
-        if proc.returncode != 0 or len(lines) != len(group):
-            sys.stderr.write(proc.stderr[-4000:])
-            raise RuntimeError(f"bench worker failed on {group[len(lines)] if len(lines) < len(group) else group}")
-        for r in lines:
-            r.update(loadavg_before=load, foreign_cpu=round(foreign, 3), quiet_probe=waited)
+        attempts = [_run_group(group, args)]
+        while attempts[-1][0]["foreign_cpu"] > args.max_foreign and len(attempts) <= args.retries:
+            print(f"[{i}/{len(groups)}] others took {attempts[-1][0]['foreign_cpu']:.2f} cores "
+                  f"(steal {attempts[-1][0]['steal_cpu']:.2f}) > --max-foreign {args.max_foreign}: measuring again", flush=True)
+            attempts.append(_run_group(group, args))
+        kept = min(attempts, key=lambda rs: rs[0]["foreign_cpu"])
+        for r in kept:
+            r.update(attempts=len(attempts), foreign_cpu_attempts=[a[0]["foreign_cpu"] for a in attempts])
             results.append(r)
             print(_progress_line(r, i, len(groups)), flush=True)
     return results
@@ -396,8 +437,13 @@ def run_cases(cases: list[dict], args: argparse.Namespace) -> list[dict]:
 def _progress_line(r: dict, i: int, n: int) -> str:
     what = f"[{i}/{n}] {r['kind']:5} {r['algo']:10} {r['backbone']:6} {r.get('items') or '':>6} {r.get('source', ''):9} {r['variant']:14}"
     if r["kind"] == "train":
-        return f"{what} {r['steps_per_s']:7.2f} steps/s {r['transitions_per_s']:8.0f} tr/s  rss {r['peak_rss_mb']:6.0f} MB  load {r['loadavg_before']:.2f}"
-    return f"{what} {r['states_per_s']:8.0f} states/s  load {r['loadavg_before']:.2f}"
+        return f"{what} {r['steps_per_s']:7.2f} steps/s {r['transitions_per_s']:8.0f} tr/s  rss {r['peak_rss_mb']:6.0f} MB  load {r['loadavg_before']:.2f}  others {_disturbance(r)}"
+    return f"{what} {r['states_per_s']:8.0f} states/s  load {r['loadavg_before']:.2f}  others {_disturbance(r)}"
+
+
+def _disturbance(r: dict) -> str:
+    """`others 0.02` — the cores others took during the kept attempt, and how many attempts it took."""
+    return f"{r.get('foreign_cpu', 0):.2f}" + (f" ({r['attempts']} tries)" if r.get("attempts", 1) > 1 else "")
 
 
 def run_peer(args: argparse.Namespace, out: Path) -> dict | None:
@@ -430,9 +476,23 @@ def run_peer(args: argparse.Namespace, out: Path) -> dict | None:
 
 
 def write_recbole_atomic(data, folder: Path) -> Path:
-    """The prepared events as a RecBole atomic file ``folder/<name>/<name>.inter`` (session, item, time)."""
+    """The prepared data as RecBole atomic files in ``folder/<name>/``.
+
+    ``<name>.inter``: the events (session, item, time). ``<name>.item``: every item of
+    the catalogue — RecBole builds its vocabulary from the files, and without this one
+    it would hold only the items that occur in events (68,255 of the 70,852 at
+    ``retailrocket`` scale), a narrower softmax than the kit's.
+    """
     name = "mcrl_" + data.root.name.replace("-", "_")
     path = folder / name / f"{name}.inter"
+    items = path.with_suffix(".item")
+    if not items.exists():
+        items.parent.mkdir(parents=True, exist_ok=True)
+        tmp = items.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write("item_id:token\n")
+            f.writelines(f"{i}\n" for i in range(data.n_items))
+        tmp.replace(items)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         ev = data.events
@@ -506,7 +566,9 @@ def tables(meta: dict, results: list[dict], peer: dict | None) -> str:
         f"batch {meta['batch']}, {meta['steps']} timed steps after {meta['warmup']} warm-up; "
         f"allocator tcmalloc: {meta['tcmalloc']}. fp32 matmul peak (2048³): **{s['matmul_peak_gflops']:.0f} GFLOP/s**. "
         f"Load: 1-min loadavg {meta['loadavg_start']:.2f} at the start, ≤ {meta['loadavg_max']:.2f} before any case; "
-        f"other processes used ≤ {meta['foreign_cpu_max']:.2f} cores during any case.",
+        f"other processes used ≤ {meta['foreign_cpu_max']:.2f} cores during any case"
+        + (f", of which the hypervisor took ≤ {meta['steal_cpu_max']:.2f} (steal time)" if "steal_cpu_max" in meta else "")
+        + ".",
         "",
         "**Training** (default path: fused cross-entropy, dense fused Adam, tcmalloc):",
         "",
@@ -520,7 +582,7 @@ def tables(meta: dict, results: list[dict], peer: dict | None) -> str:
                 f"{r['transitions_per_s']:,.0f} | {_fmt(r.get('vs_sqn'))} | {r['peak_rss_mb']:,.0f} | "
                 f"{r['gflop_step']:.2f} | {r['gflops_achieved']:.1f} | {r['peak_fraction']:.1%} |"
             )
-    lines += ["", "**Evaluation** (full ranking, `topk`, eval batch as `TrainConfig.eval_batch_size`):", "",
+    lines += ["", "**Evaluation** (full ranking: encoder, item head and ranks counted block by block, no `[batch, items]` logits; eval batch as `TrainConfig.eval_batch_size`):", "",
               "| backbone | items | states | eval batch | states/s |", "|---|---:|---:|---:|---:|"]
     for r in results:
         if r["kind"] == "eval":
@@ -545,6 +607,64 @@ def tables(meta: dict, results: list[dict], peer: dict | None) -> str:
                   f"| RecBole SASRec | {peer['steps_per_s']:.2f} | {peer['transitions_per_s']:,.0f} |",
                   f"| kit supervised SASRec | {s['peer_ours_transitions_per_s'] / meta['batch']:.2f} | {s['peer_ours_transitions_per_s']:,.0f} |",
                   f"| **ratio (kit / RecBole)** | | **{s['peer_ratio']:.2f}×** |"]
+    lines += ["", targets_table(results, peer, s)]
+    return "\n".join(lines)
+
+
+#: the issue's targets (2 cores, batch 256, 70,852 items)
+TARGET_ITEMS = 70_852
+TARGETS = {"mcrl_steps": 4.0, "mcrl_vs_sqn": 2.0, "peer_ratio": 1.5, "eval_states": 3000.0, "mcrl_rss_gb": 1.5}
+
+
+def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
+    """Each performance target against what this run measured, met or not — computed, not typed."""
+
+    def train(algo: str, backbone: str, source: str, variant: str = "default") -> dict | None:
+        return next((r for r in results if r["kind"] == "train" and (r["algo"], r["backbone"], r["source"], r["variant"])
+                     == (algo, backbone, source, variant) and r["items"] == TARGET_ITEMS), None)
+
+    def verdict(values: list[float], bound: float, below: bool = False) -> str:
+        if not values:
+            return "not measured"
+        ok = [(v < bound) if below else (v >= bound) for v in values]
+        return "met" if all(ok) else ("**not met**" if not any(ok) else "**met in part**")
+
+    rows = []
+    cases = [(b, src) for b in BACKBONES for src in ("synthetic", "data")]
+    mcrl = [(b, src, train("mcrl", b, src)) for b, src in cases]
+    mcrl = [(b, src, r) for b, src, r in mcrl if r]
+    rows.append(("MCRL ≥ 4 steps/s", "; ".join(f"{r['steps_per_s']:.2f} {b} {src}" for b, src, r in mcrl),
+                 verdict([r["steps_per_s"] for _, _, r in mcrl], TARGETS["mcrl_steps"])))
+    ratios = [(b, src, r["vs_sqn"]) for b, src, r in mcrl if r.get("vs_sqn")]
+    rows.append(("MCRL ≥ 2× SQN's transitions/s", "; ".join(f"{v:.2f}× {b} {src}" for b, src, v in ratios),
+                 verdict([v for *_, v in ratios], TARGETS["mcrl_vs_sqn"])))
+    m, plain = train("mcrl", "sasrec", "synthetic"), train("sqn", "sasrec", "synthetic", "plain")
+    if m and plain:
+        v = m["transitions_per_s"] / plain["transitions_per_s"]
+        rows.append(("… against SQN computed as the reference does (whole Q heads: the `plain` variant)",
+                     f"{v:.2f}× sasrec synthetic", verdict([v], TARGETS["mcrl_vs_sqn"])))
+    if peer and "peer_ratio" in summary:
+        rows.append(("supervised SASRec ≥ 1.5× RecBole's SASRec",
+                     f"{summary['peer_ratio']:.2f}× ({summary['peer_ours_transitions_per_s']:,.0f} vs "
+                     f"{peer['transitions_per_s']:,.0f} transitions/s, {peer['items']:,} items)",
+                     verdict([summary["peer_ratio"]], TARGETS["peer_ratio"])))
+    evals = [(r["backbone"], "synthetic", r["states_per_s"]) for r in results if r["kind"] == "eval" and r["items"] == TARGET_ITEMS]
+    evals += [(f"{b} ({r['algo']})", "data", r["eval_states_per_s"]) for r in results if r["kind"] == "train"
+              and r["source"] == "data" and r["variant"] == "default" and r["items"] == TARGET_ITEMS
+              and "eval_states_per_s" in r for b in [r["backbone"]]]
+    rows.append(("evaluation ≥ 3,000 states/s", "; ".join(f"{v:,.0f} {b} {src}" for b, src, v in evals),
+                 verdict([v for *_, v in evals], TARGETS["eval_states"])))
+    rss = [(b, r["peak_rss_mb"] * 1.048576 / 1000) for b, src, r in mcrl if src == "data"]  # MiB → GB
+    rows.append(("MCRL peak RSS < 1.5 GB on prepared data", "; ".join(f"{gb:.2f} GB {b}" for b, gb in rss),
+                 verdict([gb for _, gb in rss], TARGETS["mcrl_rss_gb"], below=True)))
+    lines = [f"**Against the targets** (batch {results[0]['batch'] if results else '–'}, {TARGET_ITEMS:,} items; "
+             "computed from the tables above):", "", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    bounds = [(b, sqn["gflop_step"] / r["gflop_step"]) for b, src, r in mcrl if src == "synthetic"
+              for sqn in [train("sqn", b, "synthetic")] if sqn]
+    if bounds:
+        lines += ["", "The most MCRL can gain on the kit's SQN at equal FLOP efficiency is the ratio of their "
+                  "GFLOP/step: " + "; ".join(f"{v:.2f}× {b}" for b, v in bounds) + "."]
     return "\n".join(lines)
 
 
@@ -614,6 +734,7 @@ def speed(args: argparse.Namespace, out: Path) -> dict:
         "loadavg_max": max([r["loadavg_before"] for r in results] + [start_load]),
         "loadavg_end": loadavg(),
         "foreign_cpu_max": max((r["foreign_cpu"] for r in results), default=0.0),
+        "steal_cpu_max": max((r.get("steal_cpu", 0.0) for r in results), default=0.0),
         "summary": summary,
     }
     write_outputs(out, meta, results, peer)
@@ -714,10 +835,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-batch", type=int, default=1024)
     p.add_argument("--no-data", action="store_true", help="skip the prepared-data cases")
     p.add_argument("--no-ablation", action="store_true", help="skip the ablations")
+    p.add_argument("--variants", nargs="+", default=None, choices=[v for v in VARIANTS if v != "default"],
+                   help="only these ablation variants (default: all)")
     p.add_argument("--no-peer", action="store_true", help="skip RecBole")
     p.add_argument("--peer-python", default=None, help="python of the peer env (default .venv-peer/bin/python)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="before each case wait up to S seconds for other processes to go idle")
+    p.add_argument("--max-foreign", type=float, default=0.15, metavar="CORES",
+                   help="rerun a case during which others (processes, the hypervisor's steal) took more CPU than this")
+    p.add_argument("--retries", type=int, default=None, help="reruns of a disturbed case (default 2; quick 0)")
     p.add_argument("--readme", action="store_true", help="write the tables into README.md (## Performance)")
     p.add_argument("--sparse-effect", action="store_true",
                    help="also train dense vs sparse item-embedding updates on the small scale and compare test metrics")
@@ -735,6 +861,8 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
         args.warmup = 1 if args.quick else 5
     if args.eval_states is None:
         args.eval_states = 2048 if args.quick else 8192
+    if args.retries is None:
+        args.retries = 0 if args.quick else 2
     return args
 
 

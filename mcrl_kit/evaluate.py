@@ -8,22 +8,81 @@ logged item's rank. With 0-based rank ``r`` of the logged item::
     HR@k   = mean over events of  [r < k]
     NDCG@k = mean over events of  [r < k] / log2(r + 2)
 
-averaged separately over click events and purchase events. Ranks come from ``topk``
-(``max k`` best items), never a full sort of the catalogue (45× slower at 70k items);
-a logged item outside the top ``max k`` counts as a miss for every k.
+averaged separately over click events and purchase events. A logged item outside the
+top ``max k`` counts as a miss for every k. Never a full sort of the catalogue (45×
+slower at 70k items); two ways to find ``r``, the same ranks barring exact ties:
+
+- any ``score_fn``: ``topk`` of the ``[B, n_items]`` logits (``max k`` best items) and
+  the logged item's position among them (ties: ``topk``'s order, e.g. popularity's
+  equal counts);
+- :class:`LinearScores` (``scores = encode(s) Wᵀ + b``, every neural algorithm here):
+  ``r`` = the number of items scored strictly above the logged one, counted a
+  cache-sized block of items at a time — the logits are never materialised and there
+  is no ``topk`` (``benchmarks/eval_ranking.py`` times the two side by side). A tie
+  counts in the logged item's favour.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data.replay import ReplayBuffer
 
 KS = (5, 10, 20)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearScores:
+    """A score function ``encode(states, lengths) @ weight.T + bias`` whose parts the evaluation may use.
+
+    Calling it gives the full logits (any caller); :func:`target_ranks` instead ranks
+    with :func:`linear_ranks`, block by block.
+    """
+
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    weight: torch.Tensor  # [n_items, d]
+    bias: torch.Tensor | None = None  # [n_items]
+    #: items per block: small enough that a [batch, block] slice stays in cache (CPU);
+    #: on a GPU large blocks keep the kernels few
+    block: int | None = None
+
+    def __call__(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.encode(states, lengths), self.weight, self.bias)
+
+
+def linear_ranks(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor,
+                 block: int | None = None) -> torch.Tensor:
+    """0-based rank of ``target`` under the scores ``h Wᵀ + b``: how many items score strictly higher.
+
+    The logged item's own score is the dot product ``h · w_target + b_target``; a
+    matrix product may round that item's score differently by an ulp, so its own
+    column is excluded from the count rather than compared with itself.
+    """
+    n_items = weight.shape[0]
+    block = block or (256 if h.device.type == "cpu" else 16_384)
+    h, weight = h.float(), weight.float()
+    bias = torch.zeros(n_items, device=h.device) if bias is None else bias.float()
+    own = (h * weight[target]).sum(1) + bias[target]  # [B]
+    count = torch.zeros(h.shape[0], device=h.device)  # float: exact up to 2^24 items
+    buf = h.new_empty(h.shape[0], min(block, n_items))  # one buffer reused: no fresh pages per block
+    # the rows whose logged item lies in each block, found once
+    order = torch.argsort(target // block)
+    bounds = torch.searchsorted((target // block)[order], torch.arange(0, n_items // block + 2, device=h.device)).tolist()
+    for i, start in enumerate(range(0, n_items, block)):
+        stop = min(start + block, n_items)
+        out = torch.addmm(bias[start:stop], h, weight[start:stop].T, out=buf[:, : stop - start])
+        above = out.sub_(own[:, None]).gt_(0)  # 1.0 where an item scores above the logged one
+        rows = order[bounds[i] : bounds[i + 1]]
+        if len(rows):
+            above[rows, target[rows] - start] = 0.0  # the logged item itself
+        count += above.sum(1)
+    return count.long()
 
 
 @torch.inference_mode()
@@ -48,11 +107,15 @@ def target_ranks(
         states = buffer.state[sl].to(device, torch.long)
         lengths = buffer.len_state[sl].to(device)
         target = buffer.action[sl].to(device, torch.long)
-        logits = score_fn(states, lengths)
-        top = torch.topk(logits, max_k, dim=1, sorted=True).indices
-        hit = top == target[:, None]
-        # rank = position of the first hit; rows without a hit get max_k
-        rank = torch.where(hit.any(1), hit.float().argmax(1), torch.full_like(target, max_k))
+        if isinstance(score_fn, LinearScores):
+            h = score_fn.encode(states, lengths)
+            rank = linear_ranks(h, score_fn.weight, score_fn.bias, target, score_fn.block).clamp_(max=max_k)
+        else:
+            logits = score_fn(states, lengths)
+            top = torch.topk(logits, max_k, dim=1, sorted=True).indices
+            hit = top == target[:, None]
+            # rank = position of the first hit; rows without a hit get max_k
+            rank = torch.where(hit.any(1), hit.float().argmax(1), torch.full_like(target, max_k))
         ranks[sl] = rank.cpu()
     return ranks
 

@@ -30,7 +30,9 @@ The workspace is taken from a pool by the forward and handed back by the backwar
 so a second cross-entropy built before the first's backward gets its own, and a
 graph dropped without backward just frees its buffer. Backward through it twice
 (``retain_graph``) is refused. ``use_fused(False)`` switches every caller back to the
-plain formulas (benchmarks, equivalence tests, debugging); so does ``MCRL_FUSED=0``.
+plain formulas — whole ``[B, N]`` products, also for SQN's ``Q(s, a)`` reads
+(``algos.sqn.q_at``) — for benchmarks, equivalence tests and debugging; so does
+``MCRL_FUSED=0``.
 """
 
 from __future__ import annotations
@@ -52,19 +54,33 @@ SAFE_SUM = (1e-20, 1e30)
 _POOL: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
 
+_GATHERED_Q = _ENABLED
+
+
 def fused_enabled() -> bool:
     return _ENABLED
 
 
+def gathered_q() -> bool:
+    """Whether ``Q(s, a)`` at single actions reads the head's rows (True) or indexes the whole product."""
+    return _GATHERED_Q
+
+
 @contextlib.contextmanager
-def use_fused(enabled: bool = True):
-    """Within the block, item-sized products take the fused path (True) or the plain one."""
-    global _ENABLED
-    before, _ENABLED = _ENABLED, bool(enabled)
+def use_fused(enabled: bool = True, *, gathered_q: bool | None = None):
+    """Within the block, item-sized products take the fused path (True) or the plain one.
+
+    ``gathered_q`` (default: ``enabled``) separately switches how SQN-style ``Q(s, a)``
+    reads are made: the bench counts an algorithm's FLOPs with the plain softmax but
+    gathered reads, and times the reference's computation with neither.
+    """
+    global _ENABLED, _GATHERED_Q
+    before = _ENABLED, _GATHERED_Q
+    _ENABLED, _GATHERED_Q = bool(enabled), bool(enabled if gathered_q is None else gathered_q)
     try:
         yield
     finally:
-        _ENABLED = before
+        _ENABLED, _GATHERED_Q = before
 
 
 def chunk_size(rows: int, n_items: int, device: torch.device) -> int:

@@ -55,7 +55,7 @@ from .config import Config, ModelConfig, TrainConfig
 from .data import PreparedData, load_prepared
 from .data.replay import ReplayBuffer
 from .errors import ConfigError, TrainingError
-from .evaluate import evaluate, flat_metrics
+from .evaluate import LinearScores, evaluate, flat_metrics
 from .seeding import seed_everything, torch_generator
 from .storage import atomic_path, read_json, remove_stale_temps, write_json
 
@@ -225,6 +225,11 @@ def _autocast(device: torch.device, amp: bool):
 
 
 def score_fn(algo: Algo, device: torch.device, amp: bool = False):
+    parts = algo.ranking_head()
+    if parts is not None and not amp:  # rank block by block, without the [B, n_items] logits
+        encode, head = parts
+        return LinearScores(encode, head.weight, head.bias)
+
     def fn(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         with _autocast(device, amp):
             return algo.scores(states, lengths).float()

@@ -138,6 +138,9 @@ def test_write_recbole_atomic(tiny_data, tmp_path):
         assert float(t) == expected_t
         prev_session = session
     assert sum(r[2] == "0" for r in rows) == ev["session"].nunique()  # each session's rows are contiguous
+    # the whole catalogue as RecBole's item file, items that never occur included
+    items = (folder / "mcrl_data.item").read_text().splitlines()
+    assert items[0] == "item_id:token" and [int(i) for i in items[1:]] == list(range(tiny_data.n_items))
     assert not list(folder.glob("*.tmp"))  # written through a temporary, renamed into place
     # written once: a second call reuses the file
     before = os.stat(inter).st_mtime_ns

@@ -75,3 +75,64 @@ def test_batching_does_not_change_results():
     a = evaluate(score, buf, batch_size=7)
     b = evaluate(score, buf, batch_size=1000)
     assert a == b
+
+
+# --- the block-wise ranking of linear heads (LinearScores) against topk --------------------
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_ranks_equal_topk_ranks(block, with_bias):
+    from mcrl_kit.evaluate import LinearScores
+
+    g = torch.Generator().manual_seed(block)
+    n_items, d, n = 203, 8, 150  # 203 is not a multiple of any block: a short last block
+    weight = torch.randn(n_items, d, generator=g)
+    bias = torch.randn(n_items, generator=g) if with_bias else None
+    actions = torch.randint(0, n_items, (n,), generator=g)
+    actions[:4] = torch.tensor([0, n_items - 1, block % n_items, (block - 1) % n_items])  # block edges
+    buf = _buffer(actions.tolist(), [0] * n, n_items)
+    embed = torch.randn(n_items + 1, d, generator=g)
+
+    def encode(states, lengths):
+        return embed[states].sum(1) + lengths[:, None].float()
+
+    fast = LinearScores(encode, weight, bias, block=block)
+    plain = lambda s, l: fast(s, l)  # the same scores, through topk  # noqa: E731
+    for max_k in (1, 20, n_items):
+        assert torch.equal(target_ranks(fast, buf, max_k, batch_size=64), target_ranks(plain, buf, max_k, batch_size=64))
+    # unclamped, the count is the full 0-based rank: items scored strictly above the logged one
+    from mcrl_kit.evaluate import linear_ranks
+
+    h = encode(buf.state.long(), buf.len_state.long())
+    logits = torch.nn.functional.linear(h, weight, bias)
+    full = (logits > logits.gather(1, actions[:, None])).sum(1)
+    assert torch.equal(linear_ranks(h, weight, bias, actions, block), full)
+    assert full.max() > 20  # the test reaches past the top-k
+
+
+def test_linear_ranks_count_ties_for_the_logged_item():
+    from mcrl_kit.evaluate import linear_ranks
+
+    weight = torch.tensor([[1.0], [2.0], [2.0], [2.0], [0.5]])
+    h = torch.ones(3, 1)
+    target = torch.tensor([1, 3, 4])  # items 1-3 tie at 2.0; item 4 is below all four others
+    assert linear_ranks(h, weight, None, target, block=2).tolist() == [0, 0, 4]
+
+
+def test_neural_algorithms_rank_blockwise_popularity_by_topk(tiny_data):
+    from mcrl_kit.algos import build_algo
+    from mcrl_kit.config import ModelConfig
+    from mcrl_kit.evaluate import LinearScores
+    from mcrl_kit.train import score_fn
+
+    buf = tiny_data.replay("val")
+    for name in ("supervised", "sqn", "sa2c", "snqn", "mcrl"):
+        torch.manual_seed(0)
+        algo = build_algo(name, tiny_data.n_items, tiny_data.config.state_len, ModelConfig(backbone="gru"), {}).eval()
+        fn = score_fn(algo, torch.device("cpu"))
+        assert isinstance(fn, LinearScores), name
+        plain = lambda s, l, a=algo: a.scores(s, l)  # noqa: E731
+        with torch.inference_mode():
+            assert torch.equal(fn(buf.state[:5].long(), buf.len_state[:5].long()), plain(buf.state[:5].long(), buf.len_state[:5].long()))
+        assert torch.equal(target_ranks(fn, buf), target_ranks(plain, buf)), name
+    popularity = build_algo("popularity", tiny_data.n_items, tiny_data.config.state_len, ModelConfig(), {})
+    assert not isinstance(score_fn(popularity, torch.device("cpu")), LinearScores)  # ties: topk's order, as before

@@ -273,3 +273,29 @@ def test_sparse_embedding_run_resumes_exactly(tiny_data, tmp_path, monkeypatch):
     assert resumed.metrics["test"] == straight.metrics["test"]
     a, b = straight.algo.state_dict(), resumed.algo.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
+
+
+@pytest.mark.parametrize("shape", [(9,), (9, 4)])
+def test_q_at_reads_rows_or_indexes_the_whole_product(shape):
+    """SQN's Q(s, a): the gathered rows (default) and the reference's whole product agree in value and gradient."""
+    from mcrl_kit.algos.sqn import q_at
+    from mcrl_kit.fused import gathered_q
+
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(6, 31)
+    h0 = torch.randn(9, 6, generator=g)
+    actions = torch.randint(0, 31, shape, generator=g)
+    out = []
+    for fused in (True, False):
+        head.zero_grad()
+        h = h0.clone().requires_grad_(True)
+        with use_fused(fused):
+            assert gathered_q() is fused
+            q = q_at(head, h, actions)
+        assert q.shape == actions.shape
+        (q * torch.arange(q.numel()).view_as(q)).sum().backward()
+        out.append((q.detach(), h.grad, head.weight.grad.clone(), head.bias.grad.clone()))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b)
+    with use_fused(False, gathered_q=True):
+        assert gathered_q()

@@ -7,6 +7,8 @@ negatives and role swaps). The training loop only ever calls:
 - ``loss(batch, step) -> {"total": …, <named parts>: …}`` — every term of the paper's
   loss under its own name, so each is logged and plotted;
 - ``scores(states, lengths) -> [B, n_items]`` — the recommendation logits (evaluation);
+  when they are a linear head on an encoding, ``ranking_head()`` returns both parts so
+  the evaluation can rank without materialising the logits;
 - ``learning_rate(step, base)`` — for schedules such as SA2C's switch;
 - ``after_step(step)`` — target-network updates.
 
@@ -19,6 +21,7 @@ diagnostics.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -63,6 +66,10 @@ class Algo(nn.Module):
         return self.loss(batch, step)
 
     # --- optional hooks ------------------------------------------------------------------
+    def ranking_head(self) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], nn.Linear] | None:
+        """``(encode, head)`` when ``scores(s) == head(encode(s))``; None otherwise (popularity)."""
+        return None
+
     def values(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no value estimates")
 

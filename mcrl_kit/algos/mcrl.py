@@ -263,6 +263,9 @@ class MCRL(Algo):
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.policy(self.backbone.encode(states, lengths))
 
+    def ranking_head(self):
+        return self.backbone.encode, self.policy
+
     def values(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
         """V(s): MCRL's value is per state; the logged action does not enter."""
         return self.value(self.backbone.encode(states, lengths)).squeeze(-1)

@@ -27,6 +27,8 @@ under ``no_grad``), and only the item-sized products the loss needs — the CE h
 ``s_t`` (fused with its softmax, ``mcrl_kit.fused``) and the trained Q head on
 ``s_{t+1}`` for the argmax (chunked, never a B × n_items tensor); ``Q(s, a)`` at single
 actions is read from the head's rows (``q_at``) instead of a B × n_items product.
+``mcrl_kit.fused.use_fused(False)`` computes all of them as whole products, the way the
+reference does (same values; the bench's ``plain`` variant measures the difference).
 
 As the reference, the targets are computed in training mode (dropout on) and the
 other network receives no gradient, so Adam leaves it untouched that step — the
@@ -45,7 +47,7 @@ from torch import nn
 from ..config import AlgoConfig, ModelConfig
 from ..data.replay import Batch
 from ..errors import ConfigError
-from ..fused import linear_argmax
+from ..fused import gathered_q, linear_argmax
 from ..models import build_backbone
 from .base import Algo, item_cross_entropy
 
@@ -94,8 +96,13 @@ def q_at(head: nn.Linear, h: torch.Tensor, actions: torch.Tensor) -> torch.Tenso
     """``Q(s, a) = w_a · h + b_a`` for actions ``[B]`` or ``[B, K]`` → ``[B]`` or ``[B, K]``.
 
     Reads only the rows of the actions asked for: the same value (and gradient) as
-    indexing ``head(h)``, without the B × n_items product.
+    indexing ``head(h)``, without the B × n_items product. Under
+    ``mcrl_kit.fused.use_fused(False)`` it indexes the whole product instead, as the
+    reference does (equivalence tests; the bench's ``plain`` variant).
     """
+    if not gathered_q():
+        q = head(h)  # [B, n_items]
+        return q.gather(1, actions) if actions.dim() == 2 else q.gather(1, actions[:, None]).squeeze(1)
     w, b = head.weight[actions], head.bias[actions]
     if actions.dim() == 2:
         h = h[:, None, :]
@@ -179,6 +186,9 @@ class SQN(Algo):
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         net = self.nets[0]
         return net.ce_head(net.encode(states, lengths))
+
+    def ranking_head(self):
+        return self.nets[0].encode, self.nets[0].ce_head
 
     def q_values(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         net = self.nets[0]

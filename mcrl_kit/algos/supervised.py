@@ -39,3 +39,6 @@ class Supervised(Algo):
 
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.encode(states, lengths))
+
+    def ranking_head(self):
+        return self.backbone.encode, self.head
