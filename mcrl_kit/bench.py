@@ -62,6 +62,8 @@ import sys
 import time
 from pathlib import Path
 
+from .storage import atomic_path, replace_section, write_text
+
 TRAIN_ALGOS = ("supervised", "sqn", "sa2c", "mcrl")
 BACKBONES = ("sasrec", "gru")
 ITEMS = (26_702, 70_852)
@@ -150,23 +152,20 @@ def loadavg() -> float:
         return float("nan")
 
 
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+def _cpu_seconds() -> tuple[float, float]:
+    """(busy, steal): CPU seconds the whole machine has been busy (all cores, steal included)
+    and those the hypervisor took from this virtual machine, from /proc/stat."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return float("nan")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _steal_seconds() -> float:
-    """CPU seconds the hypervisor has taken from this (virtual) machine's cores, from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        return int(fields[7]) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     except (OSError, IndexError, ValueError):
-        return float("nan")
+        return float("nan"), float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / tick, steal / tick
+
+
+def _busy_seconds() -> float:
+    return _cpu_seconds()[0]
 
 
 def _children_cpu() -> float:
@@ -389,15 +388,15 @@ def plan(args: argparse.Namespace) -> list[dict]:
 def _run_group(group: list[dict], args: argparse.Namespace) -> list[dict]:
     """One fresh worker process over ``group``; its results with the machine's load while it ran."""
     waited = wait_quiet(args.wait_quiet) if args.wait_quiet else None
-    load, busy0, own0, steal0, t0 = loadavg(), _busy_seconds(), _children_cpu(), _steal_seconds(), time.perf_counter()
+    (busy0, steal0), load, own0, t0 = _cpu_seconds(), loadavg(), _children_cpu(), time.perf_counter()
     env = _worker_env(group[0]["tcmalloc"])
     proc = subprocess.run(
         [sys.executable, "-m", "mcrl_kit.bench", "--worker", json.dumps(group)],
         env=env, capture_output=True, text=True, check=False,
     )
-    wall = time.perf_counter() - t0
-    foreign = max(0.0, (_busy_seconds() - busy0) - (_children_cpu() - own0)) / wall
-    steal = max(0.0, _steal_seconds() - steal0) / wall  # part of `foreign`: a busy host, not this machine
+    wall, (busy1, steal1) = time.perf_counter() - t0, _cpu_seconds()
+    foreign = max(0.0, (busy1 - busy0) - (_children_cpu() - own0)) / wall
+    steal = max(0.0, steal1 - steal0) / wall  # part of `foreign`: a busy host, not this machine
     lines = [json.loads(line[len(MARK) :]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode != 0 or len(lines) != len(group):
         sys.stderr.write(proc.stderr[-4000:])
@@ -487,24 +486,15 @@ def write_recbole_atomic(data, folder: Path) -> Path:
     path = folder / name / f"{name}.inter"
     items = path.with_suffix(".item")
     if not items.exists():
-        items.parent.mkdir(parents=True, exist_ok=True)
-        tmp = items.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write("item_id:token\n")
-            f.writelines(f"{i}\n" for i in range(data.n_items))
-        tmp.replace(items)
+        write_text(items, "item_id:token\n" + "".join(f"{i}\n" for i in range(data.n_items)))
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         ev = data.events
         # the time order inside a session is the row order (sorted by session, time); a
         # per-session rank keeps RecBole's stable time sort exactly that order
-        order = ev.groupby("session").cumcount()
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
+        frame = ev[["session", "item"]].assign(t=ev.groupby("session").cumcount())
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
             f.write("session_id:token\titem_id:token\ttimestamp:float\n")
-            frame = ev[["session", "item"]].assign(t=order)
             frame.to_csv(f, sep="\t", header=False, index=False)
-        tmp.replace(path)
     return path.parent
 
 
@@ -631,8 +621,7 @@ def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
 
     rows = []
     cases = [(b, src) for b in BACKBONES for src in ("synthetic", "data")]
-    mcrl = [(b, src, train("mcrl", b, src)) for b, src in cases]
-    mcrl = [(b, src, r) for b, src, r in mcrl if r]
+    mcrl = [(b, src, r) for b, src in cases if (r := train("mcrl", b, src))]
     rows.append(("MCRL ≥ 4 steps/s", "; ".join(f"{r['steps_per_s']:.2f} {b} {src}" for b, src, r in mcrl),
                  verdict([r["steps_per_s"] for _, _, r in mcrl], TARGETS["mcrl_steps"])))
     ratios = [(b, src, r["vs_sqn"]) for b, src, r in mcrl if r.get("vs_sqn")]
@@ -649,9 +638,9 @@ def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
                      f"{peer['transitions_per_s']:,.0f} transitions/s, {peer['items']:,} items)",
                      verdict([summary["peer_ratio"]], TARGETS["peer_ratio"])))
     evals = [(r["backbone"], "synthetic", r["states_per_s"]) for r in results if r["kind"] == "eval" and r["items"] == TARGET_ITEMS]
-    evals += [(f"{b} ({r['algo']})", "data", r["eval_states_per_s"]) for r in results if r["kind"] == "train"
-              and r["source"] == "data" and r["variant"] == "default" and r["items"] == TARGET_ITEMS
-              and "eval_states_per_s" in r for b in [r["backbone"]]]
+    evals += [(f"{r['backbone']} ({r['algo']})", "data", r["eval_states_per_s"]) for r in results
+              if r["kind"] == "train" and r["source"] == "data" and r["variant"] == "default"
+              and r["items"] == TARGET_ITEMS and "eval_states_per_s" in r]
     rows.append(("evaluation ≥ 3,000 states/s", "; ".join(f"{v:,.0f} {b} {src}" for b, src, v in evals),
                  verdict([v for *_, v in evals], TARGETS["eval_states"])))
     rss = [(b, r["peak_rss_mb"] * 1.048576 / 1000) for b, src, r in mcrl if src == "data"]  # MiB → GB
@@ -660,8 +649,8 @@ def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
     lines = [f"**Against the targets** (batch {results[0]['batch'] if results else '–'}, {TARGET_ITEMS:,} items; "
              "computed from the tables above):", "", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    bounds = [(b, sqn["gflop_step"] / r["gflop_step"]) for b, src, r in mcrl if src == "synthetic"
-              for sqn in [train("sqn", b, "synthetic")] if sqn]
+    sqns = {b: train("sqn", b, "synthetic") for b, src, _ in mcrl if src == "synthetic"}
+    bounds = [(b, sqns[b]["gflop_step"] / r["gflop_step"]) for b, src, r in mcrl if src == "synthetic" and sqns[b]]
     if bounds:
         lines += ["", "The most MCRL can gain on the kit's SQN at equal FLOP efficiency is the ratio of their "
                   "GFLOP/step: " + "; ".join(f"{v:.2f}× {b}" for b, v in bounds) + "."]
@@ -670,16 +659,7 @@ def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
 
 def update_readme(readme: Path, body: str, command: str) -> None:
     section = f"{README_START}\n{body}\n\nReproduce: `{command}` (results in `build/bench/bench.{{json,csv}}`).\n{README_END}"
-    text = readme.read_text() if readme.exists() else ""
-    if README_START in text and README_END in text:
-        head, _, rest = text.partition(README_START)
-        _, _, tail = rest.partition(README_END)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + ("\n\n" if text else "") + "## Performance\n\n" + section + "\n"
-    from .storage import write_text  # atomic: a README is never left half-written
-
-    write_text(readme, text)
+    replace_section(readme, README_START, README_END, section, heading="## Performance\n\n")
 
 
 def bench(args: argparse.Namespace) -> dict:

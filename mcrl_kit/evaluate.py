@@ -71,16 +71,12 @@ def linear_ranks(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     own = (h * weight[target]).sum(1) + bias[target]  # [B]
     count = torch.zeros(h.shape[0], device=h.device)  # float: exact up to 2^24 items
     buf = h.new_empty(h.shape[0], min(block, n_items))  # one buffer reused: no fresh pages per block
-    # the rows whose logged item lies in each block, found once
-    order = torch.argsort(target // block)
-    bounds = torch.searchsorted((target // block)[order], torch.arange(0, n_items // block + 2, device=h.device)).tolist()
-    for i, start in enumerate(range(0, n_items, block)):
+    for start in range(0, n_items, block):
         stop = min(start + block, n_items)
         out = torch.addmm(bias[start:stop], h, weight[start:stop].T, out=buf[:, : stop - start])
         above = out.sub_(own[:, None]).gt_(0)  # 1.0 where an item scores above the logged one
-        rows = order[bounds[i] : bounds[i + 1]]
-        if len(rows):
-            above[rows, target[rows] - start] = 0.0  # the logged item itself
+        here = (target >= start) & (target < stop)  # rows whose logged item is in this block
+        above[here, target[here] - start] = 0.0  # the logged item itself
         count += above.sum(1)
     return count.long()
 

@@ -360,15 +360,7 @@ papermill directly works too:
 
 def update_readme(seconds: Mapping[str, float], command: str, readme: str | Path | None = None) -> Path:
     """Replace (or append) the section between the notebook markers in ``README.md``."""
-    from .storage import write_text
+    from .storage import replace_section
 
     path = Path(readme or paths.home() / "README.md")
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    section = readme_section(seconds, command)
-    if README_START in text and README_END in text:
-        head, rest = text.split(README_START, 1)
-        _, tail = rest.split(README_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    return write_text(path, text)
+    return replace_section(path, README_START, README_END, readme_section(seconds, command))

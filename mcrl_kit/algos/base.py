@@ -6,9 +6,10 @@ negatives and role swaps). The training loop only ever calls:
 
 - ``loss(batch, step) -> {"total": …, <named parts>: …}`` — every term of the paper's
   loss under its own name, so each is logged and plotted;
-- ``scores(states, lengths) -> [B, n_items]`` — the recommendation logits (evaluation);
-  when they are a linear head on an encoding, ``ranking_head()`` returns both parts so
-  the evaluation can rank without materialising the logits;
+- ``ranking_head() -> (encode, head)`` — the recommendation logits are ``head(encode(s))``
+  (the evaluation ranks with both parts, never materialising the logits); an algorithm
+  without such a head (popularity) returns None and overrides
+  ``scores(states, lengths) -> [B, n_items]`` instead;
 - ``learning_rate(step, base)`` — for schedules such as SA2C's switch;
 - ``after_step(step)`` — target-network updates.
 
@@ -59,7 +60,12 @@ class Algo(nn.Module):
         raise NotImplementedError
 
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The ranking head on the encoding; an algorithm without one (popularity) overrides this."""
+        parts = self.ranking_head()
+        if parts is None:
+            raise NotImplementedError(f"{self.name} defines neither scores nor ranking_head")
+        encode, head = parts
+        return head(encode(states, lengths))
 
     def forward(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """The loss: DistributedDataParallel hooks its gradient averaging on ``forward``."""

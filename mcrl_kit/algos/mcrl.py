@@ -260,9 +260,6 @@ class MCRL(Algo):
             torch._foreach_lerp_(t_params, o_params, self.config.target_update)
 
     # --- what the evaluation, diagnostics and inspector read ----------------------------
-    def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.policy(self.backbone.encode(states, lengths))
-
     def ranking_head(self):
         return self.backbone.encode, self.policy
 

@@ -183,10 +183,6 @@ class SQN(Algo):
         return parts
 
     # --- what the evaluation and diagnostics read (network 1, as the reference) ----------
-    def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        net = self.nets[0]
-        return net.ce_head(net.encode(states, lengths))
-
     def ranking_head(self):
         return self.nets[0].encode, self.nets[0].ce_head
 

@@ -37,8 +37,5 @@ class Supervised(Algo):
         ce = item_cross_entropy(self.head, h, batch.action).mean()
         return {"total": ce, "ce": ce}
 
-    def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.encode(states, lengths))
-
     def ranking_head(self):
         return self.backbone.encode, self.head

@@ -37,7 +37,7 @@ from ..algos import Algo
 from ..data import PreparedData
 from ..diagnostics import mc_returns, predicted_values
 from ..errors import ConfigError, DataError
-from .plots import COLORS
+from .plots import COLORS, labels_of
 
 PROBS = ("P(negative)", "P(click)", "P(purchase)")
 
@@ -149,11 +149,6 @@ def session_table(algos: Mapping[str, Algo], data: PreparedData, session: int, s
             for j, name in enumerate(PROBS):
                 table[f"{name} {label}"] = probs[:, j].float().cpu().numpy()
     return table
-
-
-def labels_of(table: pd.DataFrame, prefix: str) -> list[str]:
-    """The run labels that have a ``<prefix> <label>`` column in a session table."""
-    return [c.removeprefix(prefix + " ") for c in table.columns if c.startswith(prefix + " ")]
 
 
 def figure_output(fig: go.Figure) -> dict:

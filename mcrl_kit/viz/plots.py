@@ -73,9 +73,14 @@ def session_timeline(table: pd.DataFrame, title: str = "") -> KitFigure:
 
 
 # --- 07: one session in the inspector ------------------------------------------------------
+def labels_of(table: pd.DataFrame, prefix: str) -> list[str]:
+    """The run labels that have a ``<prefix> <label>`` column in a session table."""
+    return [c.removeprefix(prefix + " ") for c in table.columns if c.startswith(prefix + " ")]
+
+
 def session_values(table: pd.DataFrame, title: str = "") -> KitFigure:
     """An inspector session table: each run's value against the MC return (top), the bias (bottom)."""
-    labels = [c.removeprefix("value ") for c in table.columns if c.startswith("value ")]
+    labels = labels_of(table, "value")
     fig, axes = new_figure(nrows=2, width=7.0, height=2.6, sharex=True)
     top, bottom = axes[0, 0], axes[1, 0]
     t = table["step"].to_numpy()
