@@ -834,7 +834,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default build/bench)")
 
 
+#: the bench's sizes and counts: (option, smallest value, an example)
+_BENCH_BOUNDS = (
+    ("steps", 1, "30"), ("warmup", 0, "5"), ("batch", 1, "256"), ("threads", 1, "4"), ("eval_states", 1, "8192"),
+    ("eval_batch", 1, "1024"), ("retries", 0, "2"), ("effect_seeds", 1, "2"),
+)
+
+
 def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the --quick-dependent defaults and refuse non-positive sizes before any work (ConfigError)."""
+    from .config import _choice
+    from .data.simulator import SCALES
+    from .errors import ConfigError
+
     if args.steps is None:
         args.steps = 3 if args.quick else 30
     if args.warmup is None:
@@ -843,6 +855,23 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
         args.eval_states = 2048 if args.quick else 8192
     if args.retries is None:
         args.retries = 0 if args.quick else 2
+    for name, low, example in _BENCH_BOUNDS:
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            option = "--" + name.replace("_", "-")
+            raise ConfigError(f"bench {option}", f"must be ≥ {low}, got {value}", f"give e.g. {option} {example}")
+    for n in args.items or ():
+        if n < 2:  # a negative action needs an item other than the logged one
+            raise ConfigError("bench --items", f"every catalogue size must be ≥ 2, got {n}", "give e.g. --items 26702 70852")
+    for option, value in (("--wait-quiet", args.wait_quiet), ("--max-foreign", args.max_foreign)):
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"bench {option}", f"must be a finite number ≥ 0, got {value}", f"give e.g. {option} 0.15")
+    if not 0 < args.effect_epochs < float("inf"):
+        raise ConfigError("bench --effect-epochs", f"must be a finite number > 0, got {args.effect_epochs}",
+                          "give e.g. --effect-epochs 10")
+    for option, value in (("--scale", args.scale), ("--effect-scale", args.effect_scale)):
+        if value is not None:
+            _choice(f"bench {option}", value, SCALES)
     return args
 
 
@@ -853,7 +882,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(prog="python -m mcrl_kit bench", description=__doc__.splitlines()[0])
     add_arguments(p)
-    bench(resolve_defaults(p.parse_args(argv)))
+    from .errors import KitError
+
+    try:
+        bench(resolve_defaults(p.parse_args(argv)))
+    except KitError as err:  # as `python -m mcrl_kit bench`: one paragraph, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,10 @@
 """``python -m mcrl_kit <command>`` — the kit's command line.
 
 Every user-fixable problem is a :class:`~mcrl_kit.errors.KitError`: printed as one
-paragraph on stderr, exit status 2, no traceback.
+paragraph on stderr, exit status 2, no traceback (so is a refusal of the file system: an
+``OSError`` names its file). A closed stdout (``python -m mcrl_kit stats DIR | head -1``)
+is no error: the command stops quietly with status 141 (128 + SIGPIPE, as a shell reports
+a tool killed by SIGPIPE; :data:`BROKEN_PIPE`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         "--path", nargs="+", default=[], action="extend", metavar="P",
         help="input file(s): RetailRocket events.csv[.gz]; Yoochoose clicks then buys; one CSV/parquet event log",
     )
-    p.add_argument("--scale", default="tiny", help="simulator scale: tiny | small | retailrocket | yoochoose")
+    p.add_argument("--scale", default=None, help="simulator scale: tiny (default) | small | retailrocket | yoochoose")
     p.add_argument("--sessions", type=int, default=None, help="simulator: number of sessions (default: the scale's)")
-    p.add_argument("--sample-sessions", type=int, default=200_000, help="Yoochoose: sessions to sample")
+    p.add_argument("--sample-sessions", type=int, default=None, help="Yoochoose: sessions to sample (default 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--column", action="append", default=[], metavar="KIT=YOURS",
@@ -67,13 +70,33 @@ def _parse_columns(pairs: Sequence[str]) -> dict[str, str] | None:
     return out
 
 
+def _refuse_ignored_prepare_options(args: argparse.Namespace) -> None:
+    """An option the chosen source would silently ignore is refused (before any work): the user meant something.
+
+    ``--path`` and ``--column`` are checked by :class:`~mcrl_kit.config.DataConfig` (so for library users too);
+    ``--scale`` and ``--sample-sessions`` have defaults there, so only the command line can tell they were given.
+    """
+    from .config import SOURCES, _choice
+
+    _choice("--source", args.source, SOURCES)
+    if args.scale is not None and args.source != "simulator":
+        raise KitError(f"--scale {args.scale}", f"only the simulator has a scale; the {args.source} source reads --path",
+                       "drop --scale")
+    if args.sample_sessions is not None and args.source != "yoochoose":
+        hint = " (the simulator's size: --sessions)" if args.source == "simulator" else ""
+        raise KitError(f"--sample-sessions {args.sample_sessions}", f"only the Yoochoose source samples sessions{hint}",
+                       "drop --sample-sessions")
+
+
 def run_prepare(args: argparse.Namespace) -> int:
     from .config import DataConfig
     from .data import format_stats, prepare
 
+    _refuse_ignored_prepare_options(args)
+    given = {k: v for k, v in (("scale", args.scale), ("sample_sessions", args.sample_sessions)) if v is not None}
     config = DataConfig.from_dict(
-        source=args.source, paths=tuple(args.path), scale=args.scale, sessions=args.sessions,
-        seed=args.seed, sample_sessions=args.sample_sessions, columns=_parse_columns(args.column),
+        source=args.source, paths=tuple(args.path), sessions=args.sessions, seed=args.seed,
+        columns=_parse_columns(args.column), **given,
     )
     data = prepare(config, out=args.out, progress=not args.no_progress, force=args.force)
     print(format_stats(data.stats))
@@ -143,6 +166,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (slow start)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into an --out that holds files: the kit's own files there are removed first (yours stay)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, help="the run folder")
     p.set_defaults(handler=run_train)
@@ -172,7 +197,9 @@ def run_train(args: argparse.Namespace) -> int:
         algo_params=_parse_sets(args.set),
         train=TrainConfig.from_dict(train_kw),
     )
-    result = train(run, out=args.out, resume=args.resume)
+    if args.resume and args.overwrite:
+        raise KitError("--resume and --overwrite", "contradict each other", "give one of them")
+    result = train(run, out=args.out, resume=args.resume, overwrite=args.overwrite)
     from .train import distributed
 
     rank, world = distributed()
@@ -196,8 +223,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from .devices import resolve_device
+    from .runs import load_run
     from .storage import write_json
-    from .train import evaluate_algo, load_run, resolve_device
+    from .train import evaluate_algo
 
     run, algo, data = load_run(args.run, args.device)
     metrics = evaluate_algo(algo, data.replay(args.split), run.train, resolve_device(args.device))
@@ -403,17 +432,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, not in the interpreter's flush at exit
+        return status
     except KitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError as err:  # before OSError: a reader that stopped reading is no file-system error
+        if not _stdout_closed():
+            return _os_error(err)
+        _silence_stdout()
+        return BROKEN_PIPE
     except OSError as err:  # the file system refused (permissions, disk full, read-only): say so, no traceback
-        print(
-            f"error: {err.filename or 'the file system'}: {err.strerror or err}. "
-            "Fix: check the path, its permissions and the free disk space",
-            file=sys.stderr,
-        )
-        return 2
+        return _os_error(err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+#: exit status when stdout's reader went away (`… | head`): 128 + SIGPIPE, what the shell reports for a
+#: tool killed by SIGPIPE — quiet, yet `set -o pipefail` scripts still see that the output was cut short
+BROKEN_PIPE = 141
+
+
+def _os_error(err: OSError) -> int:
+    where = " → ".join(str(f) for f in (err.filename, getattr(err, "filename2", None)) if f is not None)
+    print(
+        f"error: {where or 'the file system'}: {err.strerror or err}. "
+        "Fix: check the path, its permissions and the free disk space",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _stdout_closed() -> bool:
+    """True when stdout's reader is gone (a pipe whose read end was closed), or stdout has no descriptor."""
+    import io
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit does not fail on the closed pipe again."""
+    import io
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    finally:
+        os.close(devnull)

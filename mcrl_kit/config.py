@@ -8,6 +8,11 @@ number the kit shows can be traced back to the settings that produced it.
 - :class:`AlgoConfig` — the MDP settings shared by every algorithm (γ, rewards); each
   algorithm subclasses it in its own file under ``mcrl_kit/algos/``;
 - :class:`TrainConfig` — the loop: steps, batch, learning rate, evaluation, device.
+
+Every ``float`` field of every config (and every float in a ``tuple[float, ...]``) must be
+finite: NaN and ±inf are refused before ``validate`` runs, so each config family inherits
+the check. A field that gives infinity a meaning declares it with
+``dataclasses.field(default=…, metadata={"allow_inf": True})`` (NaN is never accepted).
 """
 
 from __future__ import annotations
@@ -31,7 +36,25 @@ class Config:
     """Base: ``from_dict`` refuses unknown keys and names the valid ones."""
 
     def __post_init__(self) -> None:
+        self._check_finite()
         self.validate()
+
+    def _check_finite(self) -> None:
+        """Refuse NaN and ±inf in every float field (``metadata={"allow_inf": True}`` admits ±inf)."""
+        hints = _type_hints(type(self))
+        for f in dataclasses.fields(self):
+            if not _holds_float(hints.get(f.name)):
+                continue
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            allow_inf = bool(f.metadata.get("allow_inf"))
+            for v in values:
+                if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and not allow_inf)):
+                    raise ConfigError(
+                        f"{type(self).__name__}.{f.name}",
+                        f"must be a finite number, got {value!r}",
+                        f"give a finite number (the default: {_default_text(f)})",
+                    )
 
     def validate(self) -> None:
         """Override to refuse bad values before any work starts (raise ConfigError)."""
@@ -62,7 +85,7 @@ class Config:
                 f"unknown key {key!r}{hint}",
                 f"use one of: {', '.join(sorted(names))}",
             )
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
 
@@ -78,6 +101,34 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Self:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, resolved once per class (the annotations are strings)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _holds_float(hint: Any) -> bool:
+    """True for ``float``, ``float | None`` and ``tuple[float, ...]``."""
+    if hint is float:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType, tuple):
+        return any(_holds_float(a) for a in typing.get_args(hint) if a is not Ellipsis)
+    return False
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return repr(f.default_factory())
+    return "see the config's documentation"
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -126,12 +177,28 @@ def _positive(where: str, value: float | None, allow_none: bool = False, allow_z
         raise ConfigError(where, f"must be a finite number {bound}, got {value!r}", f"give a number {bound}")
 
 
+def _count(where: str, value: int | None, minimum: int = 0, allow_none: bool = False, example: str = "") -> None:
+    """An integer count or size: ``value >= minimum`` (0: may be zero; 1: at least one)."""
+    if value is None and allow_none:
+        return
+    if value is None or value < minimum:
+        bound = f"≥ {minimum}"
+        raise ConfigError(where, f"must be an integer {bound}, got {value!r}", f"give an integer {bound}{example}")
+
+
 def _seed(where: str, value: int) -> None:
     if not 0 <= value < 2**63:
         raise ConfigError(where, f"must be in [0, 2**63), got {value!r}", "give a non-negative integer seed, e.g. 0")
 
 
 SOURCES = ("simulator", "retailrocket", "yoochoose", "events")
+#: per source: the fewest and most input files (--path) it reads, and what they are
+PATHS_PER_SOURCE: dict[str, tuple[int, int, str]] = {
+    "simulator": (0, 0, "no file"),
+    "retailrocket": (1, 1, "one file, events.csv[.gz]"),
+    "yoochoose": (1, 2, "the clicks file, then optionally the buys file"),
+    "events": (1, 1, "one event log (CSV or parquet)"),
+}
 
 
 @dataclasses.dataclass
@@ -185,6 +252,29 @@ class DataConfig(Config):
             raise ConfigError(
                 f"DataConfig (source {self.source!r})", "no input file given",
                 "pass --path (RetailRocket: events.csv; Yoochoose: clicks then buys; events: one CSV/parquet)",
+            )
+        # settings the source would silently ignore are refused: the user meant something by them
+        low, high, what = PATHS_PER_SOURCE[self.source]
+        if not low <= len(self.paths) <= high:
+            given = ", ".join(map(str, self.paths))
+            raise ConfigError(
+                f"DataConfig.paths (source {self.source!r})",
+                f"{len(self.paths)} input file(s) given ({given}) but the {self.source} source "
+                + (f"reads {what}" if high else "reads no file (it simulates its sessions)"),
+                "drop --path (or choose --source events, retailrocket or yoochoose to read a file)" if not high
+                else f"give --path {what}, nothing more",
+            )
+        if self.columns is not None and self.source != "events":
+            raise ConfigError(
+                f"DataConfig.columns (source {self.source!r})",
+                f"a column mapping ({', '.join(f'{k}={v}' for k, v in self.columns.items())}) is only read by the events "
+                f"source; the {self.source} source has fixed columns",
+                "drop --column, or use --source events for your own event log",
+            )
+        if self.sessions is not None and self.source != "simulator":
+            raise ConfigError(
+                f"DataConfig.sessions (source {self.source!r})", "only the simulator takes a number of sessions",
+                "drop --sessions" + (" (Yoochoose: --sample-sessions)" if self.source == "yoochoose" else ""),
             )
 
 

@@ -185,7 +185,7 @@ def diagnose_run(
     run_dir: str | Path, split: str = "test", *, n_rollouts: int = 64, device: str = "cpu", progress: bool = False
 ) -> tuple[pd.DataFrame, dict]:
     """Value table and summary of a saved run, written as ``RUN/diagnose_<split>.{parquet,json}``."""
-    from .train import load_run
+    from .runs import load_run
 
     run_dir = Path(run_dir)
     run, algo, data = load_run(run_dir, device)

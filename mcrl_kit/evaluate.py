@@ -9,17 +9,34 @@ logged item's rank. With 0-based rank ``r`` of the logged item::
     NDCG@k = mean over events of  [r < k] / log2(r + 2)
 
 averaged separately over click events and purchase events. A logged item outside the
-top ``max k`` counts as a miss for every k. Never a full sort of the catalogue (45×
-slower at 70k items); two ways to find ``r``, the same ranks barring exact ties:
+top ``max k`` counts as a miss for every k.
 
-- any ``score_fn``: ``topk`` of the ``[B, n_items]`` logits (``max k`` best items) and
-  the logged item's position among them (ties: ``topk``'s order, e.g. popularity's
-  equal counts);
+**Ties count against the logged item**: ``r`` is the number of *other* items scored
+``>=`` it. A model that scores every item alike ranks every logged item last
+(``n_items - 1``, a miss), not first; popularity's equal counts tie too, so its HR/NDCG
+are the pessimistic end of the range that a tie-break could give. **Non-finite scores
+are refused**: NaN/inf in a state's scores (the encoded state, the head's weights or
+bias, an overflow of the logged item's score, any logit) raises
+:class:`~mcrl_kit.errors.TrainingError` instead of ranking — a NaN compares false with
+everything, and would otherwise rank the logged item first.
+
+Never a full sort of the catalogue (45× slower at 70k items); two ways to find ``r``,
+the same ranks barring float rounding of near-equal scores:
+
+- any ``score_fn``: the ``[B, n_items]`` logits, checked finite (one sum), then
+  ``topk`` of the ``max k + 1`` best scores and how many of them are ``>=`` the logged
+  item's (itself among them: fewer than ``max k + 1`` means all of them, else the rank
+  is ``max k`` or more);
 - :class:`LinearScores` (``scores = encode(s) Wᵀ + b``, every neural algorithm here):
-  ``r`` = the number of items scored strictly above the logged one, counted a
-  cache-sized block of items at a time — the logits are never materialised and there
-  is no ``topk`` (``benchmarks/eval_ranking.py`` times the two side by side). A tie
-  counts in the logged item's favour.
+  the head is checked finite once per evaluation, and items with identical rows of
+  ``W`` and ``b`` are merged into one column counted as many times (a BLAS may round two
+  identical columns of one product differently — it does with MKL on CPU, depending
+  on the column's position, the block and the batch —, so these ties are found from
+  the weights, not the scores); then ``r`` = ``n_items - 1`` minus the items scored
+  strictly below the logged one's ``h · w + b``, counted a cache-sized block of items at
+  a time (a NaN is never below: it counts against), with the logged item's own column
+  of its block product taken back out. The logits are never materialised and there is
+  no ``topk`` (``benchmarks/eval_ranking.py`` times the two side by side).
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data.replay import ReplayBuffer
+from .errors import TrainingError
 
 KS = (5, 10, 20)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -56,29 +74,140 @@ class LinearScores:
         return F.linear(self.encode(states, lengths), self.weight, self.bias)
 
 
-def linear_ranks(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor,
-                 block: int | None = None) -> torch.Tensor:
-    """0-based rank of ``target`` under the scores ``h Wᵀ + b``: how many items score strictly higher.
+def _not_finite(what: str, problem: str) -> TrainingError:
+    return TrainingError(
+        what,
+        f"{problem} — a diverged or broken model, whose ranks would mean nothing",
+        "retrain into a new --out with a lower learning rate (--lr) or other settings, or check that the "
+        "checkpoint is the model you meant (a NaN/inf loss during training is refused the same way)",
+    )
 
-    The logged item's own score is the dot product ``h · w_target + b_target``; a
-    matrix product may round that item's score differently by an ulp, so its own
-    column is excluded from the count rather than compared with itself.
+
+@dataclasses.dataclass(frozen=True)
+class _Head:
+    """A linear head prepared for ranking: checked finite, identical item rows merged.
+
+    ``weight``/``bias`` hold one row per distinct ``(w_i, b_i)``; ``row[i]`` is item
+    ``i``'s row and ``count[r]`` how many items share row ``r`` (``None``: no two items
+    share one, the rows are the items).
+    """
+
+    weight: torch.Tensor  # [rows, d] float32
+    bias: torch.Tensor  # [rows]
+    n_items: int
+    row: torch.Tensor | None = None  # [n_items] int64
+    count: torch.Tensor | None = None  # [rows] float32
+
+
+def _prepare_head(weight: torch.Tensor, bias: torch.Tensor | None) -> _Head:
+    """Refuse a non-finite head; merge items whose weight row and bias are identical.
+
+    Two items with the same ``(w, b)`` have the same score in exact arithmetic, but a
+    BLAS may round their two columns of one product differently: the kernel that
+    computes a column depends on its position, on the block width and on the batch
+    (measured with MKL on CPU; cuBLAS picks kernels by shape too). So such ties are
+    found from the weights, not from the scores. Cost, once per evaluation: two sums
+    (finiteness) and a ``unique`` of a key packed from three columns' bits; the exact
+    row-wise ``unique`` runs only on the items whose keys collide.
     """
     n_items = weight.shape[0]
-    block = block or (256 if h.device.type == "cpu" else 16_384)
-    h, weight = h.float(), weight.float()
-    bias = torch.zeros(n_items, device=h.device) if bias is None else bias.float()
-    own = (h * weight[target]).sum(1) + bias[target]  # [B]
-    count = torch.zeros(h.shape[0], device=h.device)  # float: exact up to 2^24 items
-    buf = h.new_empty(h.shape[0], min(block, n_items))  # one buffer reused: no fresh pages per block
-    for start in range(0, n_items, block):
-        stop = min(start + block, n_items)
+    weight = weight.float()
+    bias = torch.zeros(n_items, device=weight.device) if bias is None else bias.float()
+    if not (bool(torch.isfinite(weight.sum())) and bool(torch.isfinite(bias.sum()))):  # NaN/inf propagate
+        finite = torch.isfinite(weight).all(1) & torch.isfinite(bias)
+        if not bool(finite.all()):  # (else only the sum overflowed)
+            raise _not_finite("evaluation", f"the model's item head is not finite (NaN/inf weight or bias) for "
+                                            f"{int((~finite).sum())} of {n_items} items")
+    # + 0.0: -0.0 becomes +0.0 (the same score, other bits); the key packs 64 of a row's bits exactly
+    first, last, b = ((x + 0.0).view(torch.int32).long() for x in (weight[:, 0], weight[:, -1], bias))
+    key = (first ^ b) * 2**32 + (last & 0xFFFFFFFF)
+    _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    if len(counts) == n_items:
+        return _Head(weight, bias, n_items)
+    shared = counts[inverse] > 1  # items whose key another item has: compare their whole rows
+    alone, suspects = (~shared).nonzero().squeeze(1), shared.nonzero().squeeze(1)
+    rows = torch.cat([weight[suspects], bias[suspects, None]], 1) + 0.0
+    unique, which, size = torch.unique(rows.view(torch.int32), dim=0, return_inverse=True, return_counts=True)
+    if len(unique) == len(suspects):  # keys alike, rows not
+        return _Head(weight, bias, n_items)
+    unique = unique.view(torch.float32)
+    row = torch.empty(n_items, dtype=torch.long, device=weight.device)
+    row[alone] = torch.arange(len(alone), device=weight.device)
+    row[suspects] = len(alone) + which
+    return _Head(
+        torch.cat([weight[alone], unique[:, :-1]]).contiguous(),
+        torch.cat([bias[alone], unique[:, -1]]).contiguous(),
+        n_items,
+        row,
+        torch.cat([torch.ones(len(alone), device=weight.device), size.float()]),
+    )
+
+
+def linear_ranks(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, target: torch.Tensor,
+                 block: int | None = None) -> torch.Tensor:
+    """0-based rank of ``target`` under the scores ``h Wᵀ + b``: how many *other* items score ``>=`` it.
+
+    Ties count against the logged item (all-equal scores give ``n_items - 1``, a miss);
+    items with identical rows of ``W`` and ``b`` always tie. Non-finite ``h``, head or
+    own score raise :class:`~mcrl_kit.errors.TrainingError`. See the module docstring.
+    """
+    return _linear_ranks(h, _prepare_head(weight, bias), target, block)
+
+
+def _linear_ranks(h: torch.Tensor, head: _Head, target: torch.Tensor, block: int | None) -> torch.Tensor:
+    n_rows = head.weight.shape[0]
+    block = min(block or (256 if h.device.type == "cpu" else 16_384), n_rows)
+    h = h.float()
+    finite = torch.isfinite(h).all(1)
+    if not bool(finite.all()):
+        raise _not_finite("evaluation", f"the model's scores are not finite (NaN/inf in the encoded state) for "
+                                        f"{int((~finite).sum())} of {len(h)} states of a batch")
+    if head.row is not None:
+        target = head.row[target]
+    weight, bias = head.weight, head.bias
+    own = (h * weight[target]).sum(1) + bias[target]  # [B]: h · w_t + b_t
+    finite = torch.isfinite(own)
+    if not bool(finite.all()):
+        raise _not_finite("evaluation", f"the model's scores are not finite (NaN/inf, an overflow) for "
+                                        f"{int((~finite).sum())} of {len(h)} states of a batch")
+    # rows sorted by their logged item: each block product's own columns are one slice of them
+    order = torch.argsort(target)
+    sorted_target = target[order]
+    edges = torch.searchsorted(sorted_target, torch.arange(0, n_rows + block, block, device=h.device)).tolist()
+    own_col_at = sorted_target % block  # the column of each sorted row's logged item in its block
+    in_product = torch.empty(h.shape[0], device=h.device)  # that column's score, as the block product has it
+    below = torch.zeros(h.shape[0], device=h.device)  # float: exact up to 2^24 items
+    buf = h.new_empty(h.shape[0], block)  # one buffer reused: no fresh pages per block
+    for k, start in enumerate(range(0, n_rows, block)):
+        stop = min(start + block, n_rows)
         out = torch.addmm(bias[start:stop], h, weight[start:stop].T, out=buf[:, : stop - start])
-        above = out.sub_(own[:, None]).gt_(0)  # 1.0 where an item scores above the logged one
-        here = (target >= start) & (target < stop)  # rows whose logged item is in this block
-        above[here, target[here] - start] = 0.0  # the logged item itself
-        count += above.sum(1)
-    return count.long()
+        a, b = edges[k], edges[k + 1]
+        if b > a:
+            in_product[a:b] = out[order[a:b], own_col_at[a:b]]
+        out.lt_(own[:, None])  # 1.0 where an item scores strictly below; NaN is never below: it counts against
+        below += out.sum(1) if head.count is None else torch.mv(out, head.count[start:stop])
+    # the logged item's own column was compared with its dot-product score: take it back out
+    self_below = torch.zeros_like(below)
+    self_below[order] = (in_product < own[order]).float()
+    if head.count is not None:
+        self_below *= head.count[target]  # its whole group of identical rows: all tie with it
+    return (head.n_items - 1 - (below - self_below)).long()
+
+
+def _logit_ranks(logits: torch.Tensor, target: torch.Tensor, max_k: int) -> torch.Tensor:
+    """Rank of ``target`` among ``[B, n_items]`` logits: how many other items score ``>=`` it, at most ``max_k``.
+
+    Of the ``max_k + 1`` best scores, ``c`` are ``>=`` the logged item's (itself among
+    them). ``c <= max_k``: the next best is below it, so these are all, and the rank is
+    ``c - 1``. ``c = max_k + 1``: at least ``max_k`` others tie or beat it: ``max_k``.
+    """
+    if not bool(torch.isfinite(logits.sum())):  # NaN/inf propagate (an overflowing sum is checked exactly)
+        bad = (~torch.isfinite(logits)).any(1)
+        if bool(bad.any()):
+            raise _not_finite("evaluation", f"the model's scores are not finite (NaN/inf) for {int(bad.sum())} "
+                                            f"of {len(logits)} states of a batch")
+    best = torch.topk(logits, min(max_k + 1, logits.shape[1]), dim=1, sorted=False).values
+    return (best >= logits.gather(1, target[:, None])).sum(1) - 1
 
 
 @torch.inference_mode()
@@ -93,26 +222,26 @@ def target_ranks(
     """0-based rank of each row's logged item among all items, ``max_k`` if outside the top.
 
     ``score_fn(states [B, L] int64, lengths [B] int64) -> logits [B, n_items]``.
-    Returns an int64 tensor of ``len(buffer)`` ranks (on CPU).
+    Returns an int64 tensor of ``len(buffer)`` ranks (on CPU). The rank counts the other
+    items scored ``>=`` the logged one (ties against it); non-finite scores raise
+    :class:`~mcrl_kit.errors.TrainingError`.
     """
     n = len(buffer)
     ranks = torch.empty(n, dtype=torch.long)
+    head = None
+    if isinstance(score_fn, LinearScores):  # checked and merged once per evaluation, not per batch
+        head = _prepare_head(score_fn.weight.to(device), None if score_fn.bias is None else score_fn.bias.to(device))
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc="evaluate", disable=not progress, leave=False):
         sl = slice(start, min(start + batch_size, n))
         states = buffer.state[sl].to(device, torch.long)
         lengths = buffer.len_state[sl].to(device)
         target = buffer.action[sl].to(device, torch.long)
-        if isinstance(score_fn, LinearScores):
-            h = score_fn.encode(states, lengths)
-            rank = linear_ranks(h, score_fn.weight, score_fn.bias, target, score_fn.block).clamp_(max=max_k)
+        if head is not None:
+            rank = _linear_ranks(score_fn.encode(states, lengths), head, target, score_fn.block)
         else:
-            logits = score_fn(states, lengths)
-            top = torch.topk(logits, max_k, dim=1, sorted=True).indices
-            hit = top == target[:, None]
-            # rank = position of the first hit; rows without a hit get max_k
-            rank = torch.where(hit.any(1), hit.float().argmax(1), torch.full_like(target, max_k))
-        ranks[sl] = rank.cpu()
+            rank = _logit_ranks(score_fn(states, lengths), target, max_k)
+        ranks[sl] = rank.clamp_(max=max_k).cpu()
     return ranks
 
 

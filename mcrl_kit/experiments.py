@@ -36,7 +36,8 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import PreparedData, prepare
 from .errors import DataError
 from .report import compare_runs, format_compare, load_run_metrics, run_label
-from .train import RunConfig, load_run, train
+from .runs import RunConfig, load_run
+from .train import train
 
 #: the RetailRocket sample shipped in ``../shared/data`` (5,000 real visitors)
 RETAILROCKET_SAMPLE = ("retailrocket_sample_5k_visitors", "sample_events.csv.gz")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 KINDS = ("purchase", "click")
 MEASURES = ("HR", "NDCG")
@@ -62,12 +62,68 @@ def _group_key(config: dict) -> str:
     return json.dumps(cfg, sort_keys=True)
 
 
-def load_run_metrics(run: str | Path) -> tuple[dict, dict]:
+def read_json_object(path: Path, fix: str) -> dict:
+    """A JSON object from ``path``, or a :class:`DataError` naming the file (unreadable, not JSON, not an object)."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise DataError(str(path), f"is not readable JSON ({reason})", fix) from None
+    if not isinstance(obj, dict):
+        raise DataError(str(path), f"holds a JSON {type(obj).__name__}, not an object", fix)
+    return obj
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_run_config(path: Path, config: dict, fix: str) -> None:
+    """What the tables read of a run's config.json: the algorithm, the backbone, the train settings."""
+    from .algos import ALGOS
+
+    problem = None
+    if config.get("algo") not in ALGOS:
+        problem = f"names no known algorithm ({config.get('algo')!r}; the kit's: {', '.join(ALGOS)})"
+    elif not isinstance(config.get("model"), dict) or not isinstance(config["model"].get("backbone"), str):
+        problem = "has no model.backbone"
+    elif not isinstance(config.get("train"), dict):
+        problem = "has no train settings object"
+    elif not isinstance(config.get("algo_params", {}), dict):
+        problem = "has algo_params that is not an object"
+    if problem:
+        raise DataError(str(path), problem, fix)
+
+
+def _check_metrics(path: Path, metrics: dict, split: str | None, fix: str) -> None:
+    """``metrics[split]`` = {kind: {"HR@k": number, …}}; ``params`` a count."""
+    if split is not None:
+        part = metrics.get(split)
+        if not isinstance(part, dict):
+            raise DataError(str(path), f"has no {split!r} scores object (found {part!r:.60})", fix)
+        for kind, scores in part.items():
+            if not isinstance(scores, dict) or not all(_is_number(v) for v in scores.values()):
+                raise DataError(str(path), f"{split}.{kind} is not an object of numbers (found {scores!r:.60})", fix)
+    if "params" in metrics and not (_is_number(metrics["params"])):
+        raise DataError(str(path), f"params is not a number (found {metrics['params']!r:.60})", fix)
+
+
+def load_run_metrics(run: str | Path, split: str | None = None) -> tuple[dict, dict]:
+    """``(config, metrics)`` of a finished run, each checked (and ``metrics[split]`` when given).
+
+    A file missing, not JSON or of the wrong shape is a :class:`~mcrl_kit.errors.KitError`
+    naming it; nothing else of the run is read.
+    """
     run = Path(run)
     for name in ("config.json", "metrics.json"):
-        if not (run / name).exists():
+        if not (run / name).is_file():
             raise ConfigError(str(run), f"has no {name} (not a finished run)", "pass folders written by `train --out`")
-    return json.loads((run / "config.json").read_text()), json.loads((run / "metrics.json").read_text())
+    fix = f"train the run again (`python -m mcrl_kit train … --out {run} --overwrite`), or leave {run} out"
+    config = read_json_object(run / "config.json", fix)
+    _check_run_config(run / "config.json", config, fix)
+    metrics = read_json_object(run / "metrics.json", fix)
+    _check_metrics(run / "metrics.json", metrics, split, fix)
+    return config, metrics
 
 
 def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool = True) -> pd.DataFrame:
@@ -78,7 +134,7 @@ def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool 
     """
     groups: dict[str, list[tuple[dict, dict, str]]] = {}
     for run in runs:
-        config, metrics = load_run_metrics(run)
+        config, metrics = load_run_metrics(run, split)
         key = _group_key(config) if merge_seeds else str(run)
         groups.setdefault(key, []).append((config, metrics, str(run)))
     rows = []
@@ -118,7 +174,12 @@ def compare_bias(runs: list[str | Path], split: str = "test") -> pd.DataFrame:
         if not path.exists():
             raise ConfigError(str(run), f"has no diagnose_{split}.json", f"run `python -m mcrl_kit diagnose --run {run}` first")
         config, _ = load_run_metrics(run)
-        groups.setdefault(_group_key(config), []).append((config, json.loads(path.read_text())))
+        fix = f"run `python -m mcrl_kit diagnose --run {run} --split {split}` again"
+        summary = read_json_object(path, fix)
+        wrong = [c for c in BIAS_COLUMNS if c in summary and not _is_number(summary[c])]
+        if wrong:
+            raise DataError(str(path), f"{wrong[0]} is not a number (found {summary[wrong[0]]!r:.60})", fix)
+        groups.setdefault(_group_key(config), []).append((config, summary))
     rows = []
     for members in groups.values():
         row = {"label": run_label(members[0][0]), "seeds": len(members)}

@@ -39,7 +39,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,31 +49,29 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import faults
-from .algos import Algo, algo_config, build_algo
-from .config import Config, ModelConfig, TrainConfig
+from .algos import Algo, build_algo
+from .config import TrainConfig
 from .data import PreparedData, load_prepared
 from .data.replay import ReplayBuffer
+from .devices import broadcast, distributed, on_rank0, rank_device, resolve_device
 from .errors import ConfigError, TrainingError
 from .evaluate import LinearScores, evaluate, flat_metrics
+from .runs import (
+    RunConfig,
+    check_out,
+    clear_kit_files,
+    load_run,
+    load_state,
+    load_weights,
+    lock,
+    read_metrics,
+    resume_key,
+)
 from .seeding import seed_everything, torch_generator
-from .storage import atomic_path, read_json, remove_stale_temps, write_json
+from .storage import atomic_path, remove_stale_temps, write_json
 
-
-@dataclasses.dataclass
-class RunConfig(Config):
-    """Everything that defines a run; saved as ``RUN/config.json``."""
-
-    #: a prepared-data folder (``python -m mcrl_kit prepare --out DIR``)
-    data: str = ""
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    algo: str = "supervised"
-    #: the algorithm's own config (see its dataclass); unknown keys are refused
-    algo_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-    def validate(self) -> None:
-        # resolve (and so check) the algorithm's fields before any work starts
-        self.algo_params = algo_config(self.algo, self.algo_params).to_dict()
+__all__ = ["RunConfig", "TrainResult", "distributed", "evaluate_algo", "load_run", "read_metrics", "resolve_device",
+           "score_fn", "steps_for", "train"]
 
 
 @dataclasses.dataclass
@@ -83,51 +80,6 @@ class TrainResult:
     metrics: dict
     history: pd.DataFrame
     out: Path | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("TrainConfig.device", f"{name!r} asked for but CUDA is not available", "use --device cpu or auto")
-    return device
-
-
-# --- several processes (torchrun) ----------------------------------------------------
-def distributed() -> tuple[int, int]:
-    """(rank, world size): (0, 1) unless this process was started by ``torchrun``.
-
-    Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1 in the environment) the
-    process group is created here on first use: NCCL when CUDA is present, gloo on CPU.
-    """
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    if not dist.is_available():
-        raise ConfigError("WORLD_SIZE", "is > 1 but this torch build has no torch.distributed", "run one process")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _rank_device(device: torch.device, world: int) -> torch.device:
-    """One GPU per process under torchrun (``LOCAL_RANK``); the CPU is shared."""
-    if world > 1 and device.type == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-def _broadcast(obj: Any, world: int) -> Any:
-    """Rank 0's ``obj`` on every rank (a no-op in one process)."""
-    if world == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def sample_batch(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -213,8 +165,8 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int, algo: str) -> None:
     raise TrainingError(
         f"{algo} at step {step + 1}",  # 1-based, as --steps, history.csv and the checkpoints count
         f"the loss is not finite ({names})",
-        "lower the learning rate (--lr), check the data for extreme rewards, or resume from the last "
-        "checkpoint with --resume after changing the settings",
+        "train again into a new --out (or with --overwrite) with a lower learning rate (--lr) or other settings, "
+        "and check the data for extreme rewards (--resume continues only with the same settings)",
     )
 
 
@@ -226,8 +178,15 @@ def _autocast(device: torch.device, amp: bool):
 
 def score_fn(algo: Algo, device: torch.device, amp: bool = False):
     parts = algo.ranking_head()
-    if parts is not None and not amp:  # rank block by block, without the [B, n_items] logits
+    if parts is not None:  # rank block by block, without the [B, n_items] logits
         encode, head = parts
+        if amp:  # the encoder under bf16, the ranking in fp32: bf16 logits would tie often, and ties count against
+            plain = encode
+
+            def encode(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+                with _autocast(device, amp):
+                    return plain(states, lengths)
+
         return LinearScores(encode, head.weight, head.bias)
 
     def fn(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -251,16 +210,18 @@ def train(
     out: str | Path | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     data: PreparedData | None = None,
 ) -> TrainResult:
     """Train ``run`` and return the best model, its metrics and the history.
 
     ``out`` (optional) receives the run folder; with ``resume`` an existing
-    ``checkpoint.pt`` there is continued exactly.
+    ``checkpoint.pt`` there is continued exactly. A folder that holds anything else is
+    refused unless ``overwrite`` (which removes only the kit's own files there).
     """
     cfg = run.train
     rank, world = distributed()
-    device = _rank_device(resolve_device(cfg.device), world)
+    device = rank_device(resolve_device(cfg.device), world)
     if world > 1:
         if cfg.batch_size % world:
             raise ConfigError("TrainConfig.batch_size", f"{cfg.batch_size} does not split over {world} processes",
@@ -272,23 +233,33 @@ def train(
         torch.set_num_threads(cfg.threads)
     data = data if data is not None else load_prepared(run.data)
     out = Path(out) if out is not None else None
+    if run.data_fingerprint and run.data_fingerprint != data.fingerprint:
+        raise ConfigError(
+            f"the run's data_fingerprint ({run.data_fingerprint[:12]})", f"is not that of {data.root} ({data.fingerprint[:12]})",
+            "train on the data the configuration was made for, or clear data_fingerprint to train on this data",
+        )
+    run = run.replace(data_fingerprint=data.fingerprint)  # a copy: the caller's config stays as it was
 
     # everything that can refuse the run (K ≥ catalogue, empty splits, a checkpoint of
-    # another config) happens before the run folder is created or written
+    # another config, a folder in use) happens before the run folder is created or written
     seed_everything(cfg.seed)
     algo = build_algo(run.algo, data.n_items, data.config.state_len, run.model, run.algo_params, seed=cfg.seed).to(device)
     train_buf = data.replay("train")
     val_buf = data.replay("val")
     data.replay("test")
-    if out is not None and rank == 0:  # under torchrun, rank 0 alone owns the run folder
-        _prepare_out(out, resume, run)
-        run.save(out / "config.json")
-    if world > 1:
-        dist.barrier()
-        # dropout differs per process (as it does per example in one process); the rest,
-        # weights and the algorithm's own generator, starts identical on every rank
-        torch.manual_seed(cfg.seed * 1_000_003 + rank)
+    with contextlib.ExitStack() as held:
+        if out is not None:  # under torchrun, rank 0 alone owns the run folder; its refusals end every rank
+            on_rank0(lambda: _prepare_out(out, run, resume, overwrite, held), rank, world)
+        if world > 1:
+            # dropout differs per process (as it does per example in one process); the rest,
+            # weights and the algorithm's own generator, starts identical on every rank
+            torch.manual_seed(cfg.seed * 1_000_003 + rank)
+        return _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world)
 
+
+def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world) -> TrainResult:
+    """The training proper, with the run folder prepared and locked."""
+    cfg = run.train
     history: list[dict] = []
     total_steps = steps_for(cfg, len(train_buf)) if algo.trainable else 0
     best_step = total_steps
@@ -296,33 +267,33 @@ def train(
         algo.fit(train_buf)
     else:
         history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume)
-    if rank != 0:  # rank 0 evaluates and writes; the others return its metrics
-        metrics = _broadcast(None, world)
-        return TrainResult(algo=algo, metrics=metrics, history=pd.DataFrame(history), out=out)
-
-    val = evaluate_algo(algo, val_buf, cfg, device)
-    test = evaluate_algo(algo, data.replay("test"), cfg, device)
-    metrics = {
-        "algo": run.algo,
-        "backbone": run.model.backbone if algo.trainable else None,
-        "val": _strip_counts(val),
-        "test": _strip_counts(test),
-        "count": {"val": val["count"], "test": test["count"]},
-        **algo.param_counts(),
-        "steps": total_steps,
-        "best_step": int(best_step),
-        "select_metric": cfg.select_metric,
-    }
     hist = pd.DataFrame(history)
-    if out is not None:
-        with atomic_path(out / "model.pt") as tmp:
-            torch.save(algo.state_dict(), tmp)
-        faults.point("train:model")
-        with atomic_path(out / "history.csv") as tmp:
-            hist.to_csv(tmp, index=False)
-        # metrics.json last: its presence means every other file of the run is complete
-        write_json(out / "metrics.json", metrics)
-    _broadcast(metrics, world)
+
+    def finish() -> dict:  # rank 0 evaluates and writes; the others get its metrics
+        val = evaluate_algo(algo, val_buf, cfg, device)
+        test = evaluate_algo(algo, data.replay("test"), cfg, device)
+        metrics = {
+            "algo": run.algo,
+            "backbone": run.model.backbone if algo.trainable else None,
+            "val": _strip_counts(val),
+            "test": _strip_counts(test),
+            "count": {"val": val["count"], "test": test["count"]},
+            **algo.param_counts(),
+            "steps": total_steps,
+            "best_step": int(best_step),
+            "select_metric": cfg.select_metric,
+        }
+        if out is not None:
+            with atomic_path(out / "model.pt") as tmp:
+                torch.save(algo.state_dict(), tmp)
+            faults.point("train:model")
+            with atomic_path(out / "history.csv") as tmp:
+                hist.to_csv(tmp, index=False)
+            # metrics.json last: its presence means every other file of the run is complete
+            write_json(out / "metrics.json", metrics)
+        return metrics
+
+    metrics = broadcast(on_rank0(finish, rank, world), world)
     return TrainResult(algo=algo, metrics=metrics, history=hist, out=out)
 
 
@@ -330,27 +301,18 @@ def _strip_counts(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "count"}
 
 
-def _prepare_out(out: Path, resume: bool, run: RunConfig) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(str(out), "exists and is not a folder", "choose another --out for the run folder")
-    if (out / "events.parquet").exists() or (out / "stats.json").exists():  # its config.json would be overwritten
-        raise ConfigError(str(out), "is a prepared-data folder, not a run folder", "choose another --out for the run")
-    if resume and (out / "checkpoint.pt").exists() and (out / "config.json").exists():
-        # config.json is the checkpoint's config (both written by the same run): refuse a
-        # different one before overwriting it
-        if _resume_key(read_json(out / "config.json")) != _resume_key(run.to_dict()):
-            raise TrainingError(
-                str(out / "checkpoint.pt"), "was written by a different configuration",
-                "resume with the same settings as the interrupted run, or start a new --out",
-            )
-    if out.exists() and not resume and any(out.iterdir()):
-        if (out / "metrics.json").exists() or (out / "checkpoint.pt").exists():
-            raise ConfigError(
-                str(out), "already holds a run",
-                "pass --resume to continue it, or choose another --out (or delete the folder)",
-            )
-    out.mkdir(parents=True, exist_ok=True)
+def _prepare_out(out: Path, run: RunConfig, resume: bool, overwrite: bool, held: contextlib.ExitStack) -> None:
+    """Check ``out`` (nothing written on a refusal), lock it for the rest of the run, then lay it out."""
+    if (out / ".lock").exists():  # a folder some process trains into (or did): "in use" comes first
+        held.enter_context(lock(out))
+    check_out(out, run, resume=resume, overwrite=overwrite)
+    if not (out / ".lock.owner").exists():  # not yet held by this process (a lock file creates nothing on a refusal)
+        held.enter_context(lock(out))
+        check_out(out, run, resume=resume, overwrite=overwrite)  # again, now that no one else can change it
+    if overwrite:
+        clear_kit_files(out)
     remove_stale_temps(out, folder=True)  # temporaries of a killed run
+    run.save(out / "config.json")
 
 
 def _fit(
@@ -377,16 +339,25 @@ def _fit(
     batches = torch_generator(cfg.seed, "batches")
     metric_key = "val/" + cfg.select_metric
     state = {"step": 0, "best_value": -math.inf, "best_step": -1, "history": []}
-    best_weights: dict | None = None
+    best: dict[str, dict | None] = {"weights": None}  # the best weights so far (rank 0)
 
     if resume and out is not None and (out / "checkpoint.pt").exists():
-        ckpt = torch.load(out / "checkpoint.pt", map_location=device, weights_only=False)
-        if _resume_key(ckpt.get("config", {})) != _resume_key(run.to_dict()):
+        ckpt = load_weights(out / "checkpoint.pt")  # on the CPU: RNG states must stay CPU tensors
+        if not isinstance(ckpt, dict) or not {"algo", "optimizer", "batches", "torch_rng", "state"} <= set(ckpt):
+            raise TrainingError(str(out / "checkpoint.pt"), "is not a checkpoint of mcrl_kit's training loop",
+                                "train again into a new --out (or with --overwrite)")
+        if resume_key(ckpt.get("config", {})) != resume_key(run.to_dict()):
             raise TrainingError(
                 str(out / "checkpoint.pt"), "was written by a different configuration",
-                "resume with the same settings as the interrupted run, or start a new --out",
+                "resume with the same settings as the interrupted run (only --device, --threads and --no-progress "
+                "may change), or start a new --out",
             )
-        algo.load_state_dict(ckpt["algo"])
+        if ckpt["config"].get("data_fingerprint") != run.data_fingerprint:
+            raise TrainingError(
+                str(out / "checkpoint.pt"), f"was trained on other data than {run.data} holds now (prepared again since)",
+                "resume on the data the run started on, or train again into a new --out",
+            )
+        load_state(algo, ckpt["algo"], out / "checkpoint.pt")
         optimizer.load_state_dict(ckpt["optimizer"])
         batches.set_state(ckpt["batches"])
         ranks_rng = ckpt.get("torch_rng_ranks")
@@ -395,7 +366,7 @@ def _fit(
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         state = ckpt["state"]
         if state["best_step"] >= 0 and rank == 0:
-            best_weights = torch.load(out / f"best-{state['best_step']:08d}.pt", map_location=device, weights_only=False)
+            best["weights"] = load_weights(out / f"best-{state['best_step']:08d}.pt")
         if rank == 0:
             _remove_stale_best(out, state["best_step"])
 
@@ -448,7 +419,14 @@ def _fit(
                 sums = dict(zip(names, packed, strict=True))
             row = {"step": done, "lr": lr, **{f"loss/{k}": float(v) / n_summed for k, v in sums.items()}}
             sums, n_summed = {}, 0
-        if rank == 0 and (done % cfg.eval_every == 0 or done == total_steps):
+        if not (done % cfg.eval_every == 0 or done == total_steps):
+            if row:
+                history.append(row)
+            continue
+        ranks_rng = _gather_rng(world) if out is not None else None  # a collective: every rank takes part
+
+        def evaluate_and_save(done=done, row=row, ranks_rng=ranks_rng) -> None:
+            """Rank 0: validation, the best weights, the checkpoint (an error here ends every rank cleanly)."""
             val = flat_metrics(evaluate_algo(algo, val_buf, cfg, device), "val/")
             row.update(val)
             timing.append({"step": done, "seconds": round(seconds0 + time.perf_counter() - t0, 2)})
@@ -456,32 +434,27 @@ def _fit(
             if val[metric_key] > state["best_value"]:
                 state["best_value"], state["best_step"] = val[metric_key], done
                 # deepcopy, not tensor.clone(): the state_dict also holds the algorithm's generator state (a dict)
-                best_weights = copy.deepcopy(algo.state_dict())
+                best["weights"] = copy.deepcopy(algo.state_dict())
                 if out is not None:
                     with atomic_path(out / f"best-{done:08d}.pt") as tmp:
-                        torch.save(best_weights, tmp)
+                        torch.save(best["weights"], tmp)
                     faults.point("train:best")
-        if row:
             history.append(row)
-        if out is not None and (done % cfg.eval_every == 0 or done == total_steps):
-            state["step"] = done
-            ranks_rng = _gather_rng(world)
-            if rank == 0:
+            if out is not None:
+                state["step"] = done
                 _save_checkpoint(out, algo, optimizer, batches, state, run, device, ranks_rng)
                 faults.point("train:checkpoint")
                 _remove_stale_best(out, state["best_step"])
                 with atomic_path(out / "timing.csv") as tmp:
                     pd.DataFrame(timing).to_csv(tmp, index=False)
+
+        on_rank0(evaluate_and_save, rank, world)
+        if rank != 0:
+            history.append(row)
     bar.close()
-    if best_weights is not None:
-        algo.load_state_dict(best_weights)
+    if best["weights"] is not None:
+        algo.load_state_dict(best["weights"])
     return history, state["best_step"]
-
-
-def _resume_key(config: dict) -> dict:
-    """The settings a resumed run must share (device, threads and progress bars may change)."""
-    train = {k: v for k, v in config.get("train", {}).items() if k not in ("device", "threads", "progress")}
-    return {**config, "train": train}
 
 
 def _gather_rng(world: int) -> list[torch.Tensor] | None:
@@ -515,23 +488,3 @@ def _remove_stale_best(out: Path, keep_step: int) -> None:
     for path in out.glob("best-*.pt"):
         if path.name != f"best-{keep_step:08d}.pt":
             path.unlink(missing_ok=True)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Algo, PreparedData]:
-    """Load a finished run: its config, the selected model (on ``device``) and its data."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ConfigError(str(run_dir), "is not a run folder (no config.json)", "pass the --out folder of `train`")
-    run = RunConfig.load(run_dir / "config.json")
-    data = load_prepared(run.data)
-    dev = resolve_device(device)
-    algo = build_algo(run.algo, data.n_items, data.config.state_len, run.model, run.algo_params, seed=run.train.seed)
-    weights = run_dir / "model.pt"
-    if not weights.exists():
-        raise ConfigError(str(run_dir), "has no model.pt (the run did not finish)", "resume it with `train ... --resume`")
-    algo.load_state_dict(torch.load(weights, map_location="cpu", weights_only=False))
-    return run, algo.to(dev).eval(), data
-
-
-def read_metrics(run_dir: str | Path) -> dict:
-    return read_json(Path(run_dir) / "metrics.json")

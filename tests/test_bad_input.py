@@ -238,12 +238,14 @@ def test_events_corrupt_parquet(tmp_path, capsys, inputs):
 
 # --- a failed re-prepare keeps the old dataset ----------------------------------------------
 def test_failed_force_reprepare_keeps_the_old_dataset(tmp_path, capsys, inputs):
-    good = write(inputs, "events.csv", RR_GOOD)
+    # six visitors: the smallest log whose 80/10/10 split leaves every part non-empty
+    good = write(inputs, "events.csv", RR_HEADER + "".join(f"{t},{v},view,{i},\n" for v in range(1, 7)
+                                                         for t, i in ((1, 10), (2, 11), (3, 10))))
     out = tmp_path / "outparent" / "prepared"
     assert main(["prepare", "--source", "retailrocket", "--path", str(good), "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     files = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert json.loads(files["stats.json"])["sessions"] == 3
+    assert json.loads(files["stats.json"])["sessions"] == 6
 
     bad = write(inputs, "broken.csv", RR_GOOD + "4,1,purchase,10,\n")
     prepare_fails(tmp_path, capsys, "retailrocket", bad, extra=["--force"])

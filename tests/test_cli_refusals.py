@@ -110,14 +110,15 @@ def test_train_never_writes_into_a_prepared_data_folder(tiny_data, tmp_path):
 def test_prepare_reuses_a_folder_only_for_unchanged_input(tmp_path):
     """An edited CSV at the same --out is prepared again, not silently served from before."""
     log = tmp_path / "log.csv"
-    log.write_text("session_id,timestamp,item_id,is_buy\n1,1,5,0\n1,2,6,1\n")
+    rows = "session_id,timestamp,item_id,is_buy\n" + "".join(f"{s},1,5,0\n{s},2,6,1\n" for s in range(6))  # 6: 4/1/1
+    log.write_text(rows)
     args = ["prepare", "--source", "events", "--path", str(log), "--out", str(tmp_path / "out"), "--no-progress"]
     assert cli(args)[0] == 0
-    log.write_text("session_id,timestamp,item_id,is_buy\n1,1,5,0\n1,2,6,1\n2,3,7,0\n")
+    log.write_text(rows + "9,3,7,0\n")
     assert cli(args)[0] == 0
     from mcrl_kit.data import load_prepared
 
-    assert load_prepared(tmp_path / "out").stats["events"] == 3
+    assert load_prepared(tmp_path / "out").stats["events"] == 13
 
 
 # --- real processes: no traceback for any of these ------------------------------------------------

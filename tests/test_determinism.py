@@ -56,7 +56,7 @@ def test_same_seed_same_bytes(tmp_path, tiny_data, algo, backbone, one_thread):
     assert "seconds" not in (tmp_path / "a" / "history.csv").read_text().splitlines()[0]
     assert (tmp_path / "a" / "timing.csv").exists()
     # the weights too, not just the numbers derived from them
-    a, b = torch.load(tmp_path / "a" / "model.pt"), torch.load(tmp_path / "b" / "model.pt")
+    a, b = torch.load(tmp_path / "a" / "model.pt", weights_only=True), torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
 
 

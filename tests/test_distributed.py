@@ -55,8 +55,8 @@ def test_two_gloo_processes_match_one(tiny_data, tmp_path):
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert _metric_gap(one, two) <= METRIC_TOL
-    w1 = torch.load(tmp_path / "one" / "model.pt", weights_only=False)
-    w2 = torch.load(tmp_path / "two" / "model.pt", weights_only=False)
+    w1 = torch.load(tmp_path / "one" / "model.pt", weights_only=True)
+    w2 = torch.load(tmp_path / "two" / "model.pt", weights_only=True)
     gap = max((w1[k] - w2[k]).abs().max().item() for k in w1 if torch.is_tensor(w1[k]) and w1[k].is_floating_point())
     assert gap <= WEIGHT_TOL, gap
 

@@ -99,23 +99,37 @@ def test_linear_ranks_equal_topk_ranks(block, with_bias):
     plain = lambda s, l: fast(s, l)  # the same scores, through topk  # noqa: E731
     for max_k in (1, 20, n_items):
         assert torch.equal(target_ranks(fast, buf, max_k, batch_size=64), target_ranks(plain, buf, max_k, batch_size=64))
-    # unclamped, the count is the full 0-based rank: items scored strictly above the logged one
+    # unclamped, the count is the full 0-based rank: the other items scored >= the logged one
     from mcrl_kit.evaluate import linear_ranks
 
     h = encode(buf.state.long(), buf.len_state.long())
     logits = torch.nn.functional.linear(h, weight, bias)
-    full = (logits > logits.gather(1, actions[:, None])).sum(1)
+    full = (logits >= logits.gather(1, actions[:, None])).sum(1) - 1
     assert torch.equal(linear_ranks(h, weight, bias, actions, block), full)
     assert full.max() > 20  # the test reaches past the top-k
 
 
-def test_linear_ranks_count_ties_for_the_logged_item():
+def test_linear_ranks_count_ties_against_the_logged_item():
     from mcrl_kit.evaluate import linear_ranks
 
     weight = torch.tensor([[1.0], [2.0], [2.0], [2.0], [0.5]])
     h = torch.ones(3, 1)
-    target = torch.tensor([1, 3, 4])  # items 1-3 tie at 2.0; item 4 is below all four others
-    assert linear_ranks(h, weight, None, target, block=2).tolist() == [0, 0, 4]
+    target = torch.tensor([1, 3, 4])  # items 1-3 tie at 2.0: two others each; item 4 is below all four others
+    for block in (1, 2, 3, 5):
+        assert linear_ranks(h, weight, None, target, block=block).tolist() == [2, 2, 4]
+    # the same scores, not the same rows (weights 1 and 2 against biases 1 and 0): ties all the same
+    weight2 = torch.tensor([[1.0], [1.0], [2.0], [2.0], [0.5]])
+    bias2 = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0])
+    for block in (1, 2, 3, 5):
+        assert linear_ranks(h, weight2, bias2, target, block=block).tolist() == [2, 2, 4]
+
+
+def test_logits_ranks_count_ties_against_the_logged_item():
+    scores = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.5]])
+    buf = _buffer([1, 3, 4, 0], [0, 0, 1, 1], 5)  # every state all pads: every row gets ``scores``
+    fn = lambda s, l: scores.expand(len(s), -1)  # noqa: E731
+    assert target_ranks(fn, buf, max_k=4).tolist() == [2, 2, 4, 3]
+    assert target_ranks(fn, buf, max_k=2).tolist() == [2, 2, 2, 2]
 
 
 def test_neural_algorithms_rank_blockwise_popularity_by_topk(tiny_data):
@@ -135,4 +149,4 @@ def test_neural_algorithms_rank_blockwise_popularity_by_topk(tiny_data):
             assert torch.equal(fn(buf.state[:5].long(), buf.len_state[:5].long()), plain(buf.state[:5].long(), buf.len_state[:5].long()))
         assert torch.equal(target_ranks(fn, buf), target_ranks(plain, buf)), name
     popularity = build_algo("popularity", tiny_data.n_items, tiny_data.config.state_len, ModelConfig(), {})
-    assert not isinstance(score_fn(popularity, torch.device("cpu")), LinearScores)  # ties: topk's order, as before
+    assert not isinstance(score_fn(popularity, torch.device("cpu")), LinearScores)  # ranked from its logits

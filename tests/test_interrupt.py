@@ -18,19 +18,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import queue
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from childproc import Child
 
 from mcrl_kit.cli import main
 from mcrl_kit.config import DataConfig
@@ -58,47 +53,6 @@ def restore_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-# --- subprocesses that pause, and get killed --------------------------------------------------
-class Child:
-    """``python -m mcrl_kit ARGS`` in a subprocess, stderr read line by line in a thread."""
-
-    def __init__(self, args: list[str], pause: str | None = None):
-        env = {k: v for k, v in os.environ.items() if k != "MCRL_PAUSE_AT"}
-        if pause:
-            env["MCRL_PAUSE_AT"] = pause
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mcrl_kit", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_paused(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                pytest.fail(f"no pause within {timeout} s")
-            if line is None:
-                rc = self.proc.wait()
-                pytest.fail(f"exited (rc {rc}) without reaching the pause point:\n{''.join(self.stderr)}")
-            self.stderr.append(line)
-            if line.startswith("MCRL_PAUSED"):
-                return
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)  # kill -9
-        self.proc.wait(timeout=60)
-        assert self.proc.returncode in (-signal.SIGKILL, 0), self.proc.returncode
 
 
 def kill_at(args: list[str], point: str) -> None:
@@ -150,7 +104,7 @@ def assert_nothing_corrupt(run: Path) -> None:
         if path.name.startswith("."):
             continue  # a killed write's temporary: never read
         if path.suffix == ".pt":
-            torch.load(path, map_location="cpu", weights_only=False)
+            torch.load(path, map_location="cpu", weights_only=True)
         elif path.suffix == ".json":
             json.loads(path.read_text())
         elif path.suffix == ".csv":
@@ -163,7 +117,7 @@ def assert_resumes_exactly(tiny_data, run: Path, want: dict[str, bytes], algo: s
     assert rc == 0, err
     assert {name: (run / name).read_bytes() for name in REPRODUCIBLE} == want
     metrics = json.loads((run / "metrics.json").read_text())
-    names = sorted(p.name for p in run.iterdir())
+    names = sorted(p.name for p in run.iterdir() if not p.name.startswith(".lock"))  # the run's lock file may stay
     want_names = ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt", "timing.csv"]
     assert names == sorted([*want_names, f"best-{metrics['best_step']:08d}.pt"]), "stale or temporary files left"
 
@@ -195,10 +149,11 @@ def test_training_killed_at_a_point_resumes_exactly(tiny_data, reference, tmp_pa
         rc, err = cli(train_args(tiny_data.root, run))
         assert rc == 2 and "already holds a run" in err and "--resume" in err
     if point == "train:checkpoint@1":  # nor resumed with other settings, and refusing touches nothing
-        before = {p.name: p.read_bytes() for p in run.iterdir()}
+        # the refusal takes the killed run's lock (and cleans it up): its files are the lock's, not the run's
+        before = {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".lock")}
         rc, err = cli(train_args(tiny_data.root, run, extra=("--lr", "0.01", "--resume")))
         assert rc == 2 and "different configuration" in err and "Fix:" in err
-        assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+        assert {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".lock")} == before
     assert_resumes_exactly(tiny_data, run, want)
 
 
@@ -210,7 +165,7 @@ def test_killed_inside_the_checkpoint_write_never_exposes_a_partial_checkpoint(t
     child.wait_paused()
     temps = [p for p in run.iterdir() if p.name.startswith(".checkpoint.pt.")]
     assert len(temps) == 1 and temps[0].stat().st_size > 0
-    on_disk = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    on_disk = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert on_disk["state"]["step"] == 20
     child.kill()
     POINTS.append("atomic:checkpoint.pt@2")
@@ -282,7 +237,8 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 
 def siblings(out: Path) -> list[str]:
-    return sorted(p.name for p in out.parent.iterdir() if p.name != out.name)
+    """What lies beside ``out``; a killed prepare's lock files (``.NAME.lock*``, removed by the next one) aside."""
+    return sorted(p.name for p in out.parent.iterdir() if p.name != out.name and not p.name.startswith(f".{out.name}.lock"))
 
 
 def rerun_prepare(out: Path, seed: int = 0, sessions: int | None = None) -> None:

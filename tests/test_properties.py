@@ -12,9 +12,10 @@ length-1 sessions. Each log goes through the ``events`` source twice: as a DataF
 The expected outcome is computed here, independently of the kit, from the rules the kit
 documents (``mcrl_kit/data/schema.py``):
 
-- ids: integer columns stay integers, float columns whose values are all integral and
-  below 2**53 become integers, anything else is text (uint64 beyond 2**63: text); in a CSV
-  an id column is integer only when every cell is the canonical decimal of an int64;
+- ids: integer columns stay integers of any size in numeric order (int64, uint64 beyond
+  2**63, object columns holding only ints), float columns whose values are all integral
+  and below 2**53 become integers, anything else is text; in a CSV an id column is
+  integer only when every cell is the canonical decimal of an integer (any size);
   blank ids and missing values (None/NaN; in a CSV also pandas' NA markers such as ``NA``)
   are refused, and so are strings that are not valid Unicode;
 - timestamps: one form per column — integers in int64 (kept), finite floats below 2**63
@@ -59,6 +60,7 @@ from hypothesis import strategies as st
 from mcrl_kit.cli import main
 from mcrl_kit.config import DataConfig
 from mcrl_kit.data import load_prepared, prepare
+from mcrl_kit.data.prepare import min_sessions
 from mcrl_kit.errors import KitError
 
 EXAMPLES = int(os.environ.get("MCRL_HYPOTHESIS_EXAMPLES", "150"))
@@ -120,8 +122,8 @@ def is_unicode(v: str) -> bool:
     return True
 
 
-def canonical_int64(text: str) -> bool:
-    return bool(re.fullmatch(r"-?[0-9]+", text)) and str(int(text)) == text and INT64_MIN <= int(text) <= INT64_MAX
+def canonical_int(text: str) -> bool:
+    return bool(re.fullmatch(r"-?[0-9]+", text)) and str(int(text)) == text
 
 
 def id_keys(kind: str, values: list, col: str) -> list:
@@ -131,18 +133,20 @@ def id_keys(kind: str, values: list, col: str) -> list:
     if kind == "int":
         return [int(v) for v in values]
     if kind == "uint":
-        return [str(v) for v in values] if max(values) > INT64_MAX else [int(v) for v in values]
+        return [int(v) for v in values]
     if kind == "float":
         if all(math.isfinite(v) and v % 1 == 0 for v in values) and all(abs(v) < 2**53 for v in values):
             return [int(v) for v in values]
         return [str(float(v)) for v in values]
-    return [str(v) for v in values]  # str / object: text
+    if kind == "object" and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return [int(v) for v in values]
+    return [str(v) for v in values]  # str / object with text: text
 
 
 def csv_id_keys(cells: list[str], col: str) -> list:
     if any(c in NA_MARKERS or c.strip() == "" for c in cells):
         raise Invalid(col)
-    return [int(c) for c in cells] if all(canonical_int64(c) for c in cells) else list(cells)
+    return [int(c) for c in cells] if all(canonical_int(c) for c in cells) else list(cells)
 
 
 def numeric_times(values: list, col: str = "timestamp") -> tuple[list, list]:
@@ -286,8 +290,8 @@ FLAG_DTYPES = {"int": np.int64, "bool": bool, "float": np.float64, "str": "str",
 @st.composite
 def logs(draw) -> dict:
     """A log as typed columns + what it means: rows of (session, time tag, item, flag) values."""
-    n_rows = draw(st.integers(0, 18) | st.just(1))
-    n_sessions = draw(st.integers(1, 6))
+    n_rows = draw(st.integers(0, 30) | st.just(1))
+    n_sessions = draw(st.integers(1, 10))  # fewer than 6 distinct sessions cannot fill the 80/10/10 split: refused
     n_items = draw(st.integers(1, 7))
     kinds = {
         "session_id": draw(st.sampled_from(list(ID_VALUES))),
@@ -372,6 +376,8 @@ def expected(log: dict, typed: bool) -> list[tuple]:
             problems += list(err.columns)
     if problems:
         raise Invalid(*problems)
+    if len(set(out["session_id"])) < min_sessions(DataConfig().split):  # too few to fill train, val and test
+        raise Invalid("split")
     keys, kit_times = out["timestamp"]
     return list(zip(out["session_id"], keys, kit_times, out["item_id"], out["is_buy"]))
 

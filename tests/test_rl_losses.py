@@ -255,7 +255,7 @@ def test_generator_state_round_trips_through_state_dict():
     expected = [(algo.draw_trained(), algo.sample_negatives(actions, 5)) for _ in range(4)]
     resumed = snqn(seed=99)
     buf.seek(0)
-    resumed.load_state_dict(torch.load(buf, weights_only=False))
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
     got = [(resumed.draw_trained(), resumed.sample_negatives(actions, 5)) for _ in range(4)]
     assert [r for r, _ in got] == [r for r, _ in expected]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected))
@@ -394,7 +394,7 @@ def test_conformance(name, backbone):
     buf.seek(0)
     torch.manual_seed(123)  # a different init, so only the loaded weights can make the scores agree
     other = build_algo(name, n_items, 10, ModelConfig(backbone=backbone, hidden=16), seed=2)
-    other.load_state_dict(torch.load(buf, weights_only=False))
+    other.load_state_dict(torch.load(buf, weights_only=True))
     other.eval()
     with torch.no_grad():
         assert torch.equal(other.scores(batch.state, batch.len_state), scores)

@@ -282,12 +282,14 @@ def test_events_schema_names_string_ids_and_dates(tmp_path):
 
 
 def test_events_cli_with_column_mapping(tmp_path, capsys):
-    small_log().to_csv(tmp_path / "log.csv", index=False)
+    # three copies of the two sessions under other names: prepare needs six sessions to fill an 80/10/10 split
+    log = pd.concat([small_log().assign(user=lambda f, i=i: f["user"] + f"-{i}") for i in range(3)], ignore_index=True)
+    log.to_csv(tmp_path / "log.csv", index=False)
     args = ["prepare", "--source", "events", "--path", str(tmp_path / "log.csv"), "--out", str(tmp_path / "out"),
             "--no-progress"] + [f"--column={k}={v}" for k, v in MAPPING.items()]
     assert main(args) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert (stats["sessions"], stats["items"], stats["clicks"], stats["purchases"]) == (2, 3, 3, 2)
+    assert (stats["sessions"], stats["items"], stats["clicks"], stats["purchases"]) == (6, 3, 9, 6)
 
 
 # --- the command line --------------------------------------------------------------------

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import AlgoConfig, ModelConfig, _choice
+from ..config import AlgoConfig, ModelConfig, _choice, _count
 from ..data.replay import Batch
 from ..errors import ConfigError
 from ..models import build_backbone
@@ -101,11 +101,17 @@ class MCRLConfig(AlgoConfig):
         _choice("MCRLConfig.policy_weight", self.policy_weight, ("value", "advantage", "none"))
         if self.neg < 1:
             raise ConfigError("MCRLConfig.neg", f"must be ≥ 1, got {self.neg}", "give the number of negatives, e.g. 10")
-        for name in ("lambda_value", "lambda_conservative", "lambda_reward", "lambda_transition", "temperature"):
-            if getattr(self, name) < 0 or (name == "temperature" and self.temperature == 0):
-                raise ConfigError(f"MCRLConfig.{name}", f"must be positive, got {getattr(self, name)}", "give e.g. 1.0")
-        if not 0 < self.expectile < 1 or not 0 < self.target_update <= 1:
-            raise ConfigError("MCRLConfig", "expectile and target_update must lie in (0, 1)", "give e.g. 0.3 and 0.01")
+        _count("MCRLConfig.warmup_steps", self.warmup_steps, 0, example=" (0: no warm-up)")
+        _count("MCRLConfig.mlp_hidden", self.mlp_hidden, 1, example=", e.g. 64")
+        for name in ("lambda_value", "lambda_conservative", "lambda_reward", "lambda_transition"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"MCRLConfig.{name}", f"must be ≥ 0, got {getattr(self, name)}", "give e.g. 1.0 (0 turns the term off)")
+        if self.temperature <= 0:
+            raise ConfigError("MCRLConfig.temperature", f"must be > 0, got {self.temperature}", "give e.g. 0.5")
+        if not 0 < self.expectile < 1:
+            raise ConfigError("MCRLConfig.expectile", f"must lie in (0, 1), got {self.expectile}", "give e.g. 0.3")
+        if not 0 < self.target_update <= 1:
+            raise ConfigError("MCRLConfig.target_update", f"must lie in (0, 1], got {self.target_update}", "give e.g. 0.01")
 
 
 def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:

@@ -37,7 +37,7 @@ class Popularity(Algo):
         self.counts.copy_(torch.bincount(actions, minlength=self.n_items).float())
 
     def scores(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # the same scores for every state; topk breaks ties among equal counts deterministically
+        # the same scores for every state; items of equal count tie, and ties count against the logged item
         return self.counts.expand(states.shape[0], -1)
 
     def param_counts(self) -> dict[str, int]:

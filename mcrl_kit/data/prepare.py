@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +34,8 @@ import pandas as pd
 
 from .. import faults, paths
 from ..config import DataConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..locks import locked
 from ..seeding import numpy_rng
 from ..storage import atomic_dir, read_json, write_json
 from .replay import ReplayBuffer
@@ -95,22 +97,41 @@ def prepare(
     if out is None:
         out = paths.cache_dir() / cache_key(config)
     out = Path(out)
-    # the whole folder is replaced: never a file or a folder of something else (`--out ~`)
+    _check_replaceable(out)  # before the lock: a refusal leaves nothing behind
+    # one writer per data folder (the folder itself is swapped in whole, so the lock sits beside it);
+    # a second process waits, then finds the folder made and reuses it
+    with locked(out.parent / f".{out.name}.lock", subject=out, wait=True):
+        _check_replaceable(out)
+        inputs = input_files(config)
+        if not force and frame is None and is_prepared(out):
+            existing = load_prepared(out)
+            # the same config *and* the same input files (an edited CSV is prepared again)
+            stored = read_json(out / INPUTS_FILE) if (out / INPUTS_FILE).exists() else None
+            if existing.config == config and stored == inputs:
+                return existing
+        log = load_source(config, progress=progress, frame=frame)
+        write_prepared(log, config, out, inputs=inputs)
+        return load_prepared(out)
+
+
+#: the files ``prepare`` writes in a data folder: the only ones it replaces
+DATA_FILES = re.compile(r"config\.json|events\.parquet|items\.parquet|sessions\.parquet|stats\.json|inputs\.json|extra_\w+\.parquet")
+
+
+def _check_replaceable(out: Path) -> None:
+    """``prepare`` replaces the whole folder: only an empty one or one holding nothing but its own files."""
     if out.exists() and not (out.is_dir() and (is_prepared(out) or not any(out.iterdir()))):
         raise DataError(
             str(out), "exists and is not a prepared-data folder (prepare replaces the whole folder)",
             "choose another --out, or delete it first",
         )
-    inputs = input_files(config)
-    if not force and frame is None and is_prepared(out):
-        existing = load_prepared(out)
-        # the same config *and* the same input files (an edited CSV is prepared again)
-        stored = read_json(out / INPUTS_FILE) if (out / INPUTS_FILE).exists() else None
-        if existing.config == config and stored == inputs:
-            return existing
-    log = load_source(config, progress=progress, frame=frame)
-    write_prepared(log, config, out, inputs=inputs)
-    return load_prepared(out)
+    foreign = sorted(p.name for p in out.iterdir() if not DATA_FILES.fullmatch(p.name)) if out.is_dir() else []
+    if foreign:
+        raise DataError(
+            str(out), f"holds files prepare did not write ({', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}), "
+            "which replacing the folder would delete",
+            "move them out of the folder, or choose another --out",
+        )
 
 
 def is_prepared(path: str | Path) -> bool:
@@ -131,6 +152,7 @@ def encode(log: EventLog, config: DataConfig) -> tuple[pd.DataFrame, pd.DataFram
         raise DataError(log.name, "an event names an item outside the declared catalogue", "declare every item in the catalogue")
     raw_sessions, session = np.unique(ev["session_id"].to_numpy(), return_inverse=True)
     parts = split_sessions(np.arange(len(raw_sessions)), numpy_rng(config.seed, "split"), config.split)
+    _check_splits(log.name, {name: len(ids) for name, ids in parts.items()}, config.split)
     split_of = np.empty(len(raw_sessions), dtype=object)
     for name, ids in parts.items():
         split_of[ids] = name
@@ -148,6 +170,30 @@ def encode(log: EventLog, config: DataConfig) -> tuple[pd.DataFrame, pd.DataFram
         {"session": np.arange(len(raw_sessions), dtype=np.int64), "raw_id": raw_sessions, "split": split_of.astype(str)}
     )
     return events, items, sessions
+
+
+def min_sessions(fractions: tuple[float, ...]) -> int:
+    """The fewest sessions whose split (:func:`split_sessions`'s cuts) leaves every part non-empty."""
+    for n in range(len(fractions), 100_000):
+        cuts = (np.cumsum(fractions[:-1]) * n).astype(int)
+        if (np.diff(np.concatenate([[0], cuts, [n]])) > 0).all():
+            return n
+    raise AssertionError(fractions)  # DataConfig.validate keeps every fraction > 0
+
+
+def _check_splits(name: str, counts: dict[str, int], fractions: tuple[float, ...]) -> None:
+    """Refuse a split with an empty part: ``train`` needs all three (fitting, selection, the test score)."""
+    empty = [s for s in SPLITS if counts[s] == 0]
+    if not empty:
+        return
+    n = sum(counts.values())
+    shown = ", ".join(f"{s} {counts[s]}" for s in SPLITS)
+    raise DataError(
+        name,
+        f"the {'/'.join(f'{f:g}' for f in fractions)} split of its {n} session(s) leaves {' and '.join(empty)} empty "
+        f"({shown} sessions) and training needs sessions in every split; nothing was written",
+        f"give at least {min_sessions(fractions)} sessions (many more for meaningful scores)",
+    )
 
 
 def compute_stats(events: pd.DataFrame, sessions: pd.DataFrame, n_items: int, name: str, info: dict | None = None) -> dict:
@@ -216,6 +262,18 @@ class PreparedData:
     def pad(self) -> int:
         return self.n_items
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of what training sees: every event (session, time, item, purchase), the split, the
+        catalogue size and the state length. A run records it; a resume on other data is refused."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.n_items, self.config.state_len]).encode())
+        for col in ("session", "timestamp", "item", "is_buy"):
+            h.update(np.ascontiguousarray(self.events[col].to_numpy(np.int64)).tobytes())
+        h.update(np.ascontiguousarray(self.sessions["session"].to_numpy(np.int64)).tobytes())
+        h.update("\n".join(self.sessions["split"].astype(str)).encode())
+        return h.hexdigest()
+
     def split_events(self, split: str) -> pd.DataFrame:
         """The events of one split, sorted by (session, time)."""
         if split not in SPLITS:
@@ -250,24 +308,131 @@ class PreparedData:
 
 
 def load_prepared(path: str | Path) -> PreparedData:
-    """Load a folder written by :func:`prepare`; a clear error if it is not one."""
+    """Load a folder written by :func:`prepare`; a :class:`DataError` naming the file if it is not one.
+
+    Every file is checked as it is read — ``config.json`` a valid :class:`DataConfig`, each
+    parquet readable with its columns, ``stats.json`` an object with its counts, the item and
+    session indices within the tables — so a corrupt or hand-edited folder is one clear error
+    (prepare it again with ``--force``), never a traceback later in ``train`` or ``stats``.
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(str(root), "no such prepared-data folder", "run `python -m mcrl_kit prepare --out DIR` first")
-    missing = [f for f in REQUIRED_FILES if not (root / f).exists()]
+    missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
     if missing:
         raise DataError(
             str(root), f"is not a complete prepared-data folder (missing {', '.join(missing)})",
-            "run `python -m mcrl_kit prepare --out DIR` again",
+            f"delete it and run `python -m mcrl_kit prepare --out {root}` again (with the options that made it)",
         )
-    return PreparedData(
-        root=root,
-        config=DataConfig.load(root / "config.json"),
-        events=pd.read_parquet(root / "events.parquet"),
-        items=pd.read_parquet(root / "items.parquet"),
-        sessions=pd.read_parquet(root / "sessions.parquet"),
-        stats=read_json(root / "stats.json"),
-    )
+    config = _load_config(root)
+    fix = _reprepare_fix(root, config)
+    events = _load_table(root, "events.parquet", ("session", "timestamp", "item", "is_buy"), fix)
+    items = _load_table(root, "items.parquet", ("item", "raw_id"), fix)
+    sessions = _load_table(root, "sessions.parquet", ("session", "raw_id", "split"), fix)
+    stats = _load_stats(root, fix)
+    _check_consistent(root, events, items, sessions, stats, fix)
+    return PreparedData(root=root, config=config, events=events, items=items, sessions=sessions, stats=stats)
+
+
+#: the statistics every reader of ``stats.json`` uses, and their JSON types
+STATS_KEYS: dict[str, tuple[type, ...]] = {
+    "dataset": (str,), "sessions": (int,), "items": (int,), "events": (int,), "clicks": (int,), "purchases": (int,),
+    "mean_length": (int, float), "purchase_ratio": (int, float),
+}
+
+
+def _reprepare_fix(root: Path, config: DataConfig | None) -> str:
+    """The command that writes ``root`` again (from its config.json when that is readable)."""
+    if config is None:
+        return f"prepare it again: `python -m mcrl_kit prepare --out {root} --force` with the options that made it"
+    args = [f"--source {config.source}"]
+    if config.source == "simulator":
+        args.append(f"--scale {config.scale}")
+        if config.sessions is not None:
+            args.append(f"--sessions {config.sessions}")
+    args += [f"--path {p}" for p in config.paths]
+    if config.source == "yoochoose":
+        args.append(f"--sample-sessions {config.sample_sessions}")
+    args += [f"--column {k}={v}" for k, v in (config.columns or {}).items()]
+    args.append(f"--seed {config.seed}")
+    return f"prepare it again: `python -m mcrl_kit prepare {' '.join(args)} --out {root} --force`"
+
+
+def _load_config(root: Path) -> DataConfig:
+    path = root / "config.json"
+    fix = _reprepare_fix(root, None)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(str(path), f"is not readable JSON ({_reason(err, path)})", fix) from None
+    if not isinstance(data, dict):
+        raise DataError(str(path), f"holds a JSON {type(data).__name__}, not the data config object", fix)
+    try:
+        return DataConfig.from_dict(data)
+    except ConfigError as err:
+        raise DataError(str(path), f"is not a valid data config ({err.what}: {err.problem})", fix) from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise DataError(str(path), f"is not a valid data config ({_reason(err)})", fix) from None
+
+
+def _load_table(root: Path, name: str, columns: tuple[str, ...], fix: str) -> pd.DataFrame:
+    path = root / name
+    try:
+        table = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many kinds for a damaged file: all mean the same here
+        raise DataError(str(path), f"is not a readable parquet file ({_reason(err, path)})", fix) from None
+    absent = [c for c in columns if c not in table.columns]
+    if absent:
+        raise DataError(
+            str(path), f"lacks column(s) {', '.join(absent)} (found: {', '.join(map(str, table.columns)) or 'none'})", fix
+        )
+    numeric = [c for c in columns if c not in ("raw_id", "split") and not pd.api.types.is_integer_dtype(table[c])]
+    if numeric:
+        raise DataError(str(path), f"column(s) {', '.join(numeric)} do not hold integers", fix)
+    return table
+
+
+def _load_stats(root: Path, fix: str) -> dict:
+    path = root / "stats.json"
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(str(path), f"is not readable JSON ({_reason(err, path)})", fix) from None
+    if not isinstance(stats, dict):
+        raise DataError(str(path), f"holds a JSON {type(stats).__name__}, not the statistics object", fix)
+    absent = [k for k in STATS_KEYS if k not in stats]
+    if absent:
+        raise DataError(str(path), f"lacks the key(s) {', '.join(map(repr, absent))}", fix)
+    split_keys = [f"{s}_{kind}" for s in SPLITS for kind in ("sessions", "events")]
+    expected = {**STATS_KEYS, **({k: (int,) for k in split_keys} if "train_sessions" in stats else {})}
+    wrong = [k for k, types in expected.items() if isinstance(stats.get(k), bool) or not isinstance(stats.get(k), types)]
+    if wrong:
+        k = wrong[0]
+        want = " or ".join(t.__name__ for t in expected[k])
+        raise DataError(str(path), f"key {k!r} holds {stats.get(k)!r}, not a {want}", fix)
+    return stats
+
+
+def _check_consistent(root: Path, events: pd.DataFrame, items: pd.DataFrame, sessions: pd.DataFrame, stats: dict,
+                      fix: str) -> None:
+    """The indices of events.parquet fall within items/sessions, whose sizes stats.json counts."""
+    if stats["items"] != len(items):
+        raise DataError(str(root / "stats.json"), f"counts {stats['items']} items but items.parquet holds {len(items)}", fix)
+    if len(events) and not (0 <= events["item"].min() and events["item"].max() < len(items)):
+        raise DataError(str(root / "events.parquet"), f"names items outside 0 … {len(items) - 1} (items.parquet)", fix)
+    if len(events) and not (0 <= events["session"].min() and events["session"].max() < len(sessions)):
+        raise DataError(str(root / "events.parquet"), f"names sessions outside 0 … {len(sessions) - 1} (sessions.parquet)", fix)
+    unknown = sorted(set(sessions["split"].astype(str)) - set(SPLITS))
+    if unknown:
+        raise DataError(str(root / "sessions.parquet"), f"names unknown split(s) {', '.join(unknown[:3])}", fix)
+
+
+def _reason(err: BaseException, path: Path | None = None) -> str:
+    """The first line of an exception's text, short, without the path we already name."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if path is not None:
+        text = text.replace(f"'{path}'", "it").replace(str(path), "it")
+    return text[:160] + ("…" if len(text) > 160 else "")
 
 
 STATS_COLUMNS = {

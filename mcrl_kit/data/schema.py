@@ -2,7 +2,10 @@
 
 ``session_id, timestamp, item_id, is_buy`` — one row per event, sorted by session then
 time (stable: events with equal timestamps keep their input order). Session and item
-ids may be any hashable scalar (ints, strings); the shared path re-indexes them.
+ids may be any hashable scalar (ints, strings); the shared path re-indexes them in the
+sorted order of the raw ids. Integer ids keep their numeric order exactly at any size
+(int64 when all fit, else Python ints: never rounded, never wrapped around); any other
+id column becomes text and sorts as strings.
 Timestamps are int64 (any unit, only the order matters); ``is_buy`` is 0/1.
 """
 
@@ -16,7 +19,7 @@ import pandas as pd
 from ..errors import DataError
 
 EVENT_COLUMNS = ("session_id", "timestamp", "item_id", "is_buy")
-INT64_MAX = int(np.iinfo(np.int64).max)
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def validate_events(df: pd.DataFrame, name: str = "event log") -> pd.DataFrame:
@@ -98,16 +101,30 @@ def _is_unicode(text: str) -> bool:
 def _normalise_ids(col: pd.Series) -> pd.Series:
     """Integer ids stay integers; anything else becomes a string (one type per column).
 
-    Unsigned ids beyond int64 become strings too: wrapping them would merge distinct ids.
+    Integers are int64 when every id fits, else Python ints in an object column (e.g.
+    uint64 ids beyond 2**63, or an object column of Python ints near 2**70): exact, and
+    still in numeric order — wrapping or rounding them would merge distinct ids. An
+    object column is integer only when every value is an int (booleans are not); float
+    columns are integer when every value is integral and below 2**53 (exact in a float).
     """
     if pd.api.types.is_integer_dtype(col):
         if pd.api.types.is_unsigned_integer_dtype(col) and col.max() > INT64_MAX:
-            return col.astype(str)
+            return _python_ints(col)
         return col.astype(np.int64)
     if pd.api.types.is_float_dtype(col) and np.all(np.mod(col.to_numpy(), 1) == 0):
         if np.all(np.abs(col.to_numpy()) < 2**53):
             return col.astype(np.int64)
+    if col.dtype == object and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in col):
+        return _python_ints(col)
     return col.astype(str)
+
+
+def _python_ints(col: pd.Series) -> pd.Series:
+    """Integer ids of any size → int64 when all fit, else an object column of Python ints."""
+    ints = [int(v) for v in col]
+    if INT64_MIN <= min(ints) and max(ints) <= INT64_MAX:
+        return pd.Series(np.array(ints, dtype=np.int64), index=col.index)
+    return pd.Series(np.array(ints, dtype=object), index=col.index)
 
 
 def _as_int64(col: pd.Series, name: str, what: str) -> pd.Series:

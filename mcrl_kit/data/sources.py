@@ -13,6 +13,15 @@ of only the needed columns, with a progress bar over the bytes read. Every probl
 user can cause (missing file, wrong columns, malformed rows, corrupt gzip, nothing left
 after filtering, ...) is a :class:`~mcrl_kit.errors.DataError` naming the file, the
 problem and the fix; nothing here lets a pandas/gzip traceback through.
+
+Ids are read as text and parsed by one rule for every source (:func:`_plain_integers`):
+when every value of a column is a *plain integer* — what ``str(int)`` writes: digits with
+an optional leading ``-``, no leading zeros, ``+``, blanks, decimal point or ``-0`` — the
+ids are those integers, exactly and at any size (int64 when all fit, else Python ints),
+so they keep their numeric order; ids near 2**70 are never rounded together and ids in
+[2**63, 2**64) never wrap around. ``"007"`` is no plain integer: the ``events`` source
+keeps such a column as text (names sort as strings), RetailRocket and Yoochoose, whose
+ids are integers by definition, refuse it naming the line.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from ..config import DataConfig
@@ -35,6 +46,9 @@ from .schema import EVENT_COLUMNS, EventLog, validate_events
 
 #: rows per chunk: ~25 MB of parsed columns, few enough chunks for a smooth progress bar
 CHUNK_ROWS = 500_000
+#: how id columns are read: the text exactly as written (no type inference, missing → NA),
+#: into Arrow strings (4× faster than ``"str"``, which builds a Python object per value)
+ID_TEXT = pd.ArrowDtype(pa.string())
 
 RETAILROCKET_COLUMNS = ("timestamp", "visitorid", "event", "itemid", "transactionid")
 RETAILROCKET_EVENTS = ("view", "addtocart", "transaction")
@@ -71,11 +85,11 @@ def read_retailrocket(path: str | os.PathLike, config: DataConfig, progress: boo
     if missing:
         raise _missing_columns(path, missing, header, RETAILROCKET_HINT)
 
-    parts, rows_read, tx_dropped = [], 0, 0
+    parts, visitors, items, rows_read, tx_dropped = [], [], [], 0, 0
     # all columns, no usecols: with usecols pandas silently ignores rows with surplus fields
     chunks = _csv_chunks(
         path, progress, f"reading {path.name}", RETAILROCKET_HINT, header=0, names=header,
-        dtype={"event": "category", "transactionid": "str"},
+        dtype={"event": "category", "transactionid": "str", "visitorid": ID_TEXT, "itemid": ID_TEXT},
     )
     for chunk in chunks:
         first_line = rows_read + 2  # line 1 is the header
@@ -83,26 +97,26 @@ def read_retailrocket(path: str | os.PathLike, config: DataConfig, progress: boo
         _check_events(chunk["event"], path, first_line)
         event = chunk["event"]
         ts = _integers(chunk["timestamp"], path, "timestamp", first_line, RETAILROCKET_HINT)
-        visitor = _integers(chunk["visitorid"], path, "visitorid", first_line, RETAILROCKET_HINT)
-        item = _integers(chunk["itemid"], path, "itemid", first_line, RETAILROCKET_HINT)
+        visitor = _integer_ids(chunk["visitorid"], path, "visitorid", first_line, RETAILROCKET_HINT)
+        item = _integer_ids(chunk["itemid"], path, "itemid", first_line, RETAILROCKET_HINT)
         # step 2: rows with a transaction id are the `transaction` events; drop both ways
         # of spelling it so that a `transaction` row can never become a click
         tx = (chunk["transactionid"].notna() | (event == "transaction")).to_numpy()
         tx_dropped += int(tx.sum())
         keep = ~tx
+        visitors.append(visitor[keep])
+        items.append(item[keep])
         parts.append(
-            pd.DataFrame(
-                {
-                    "session_id": visitor[keep],
-                    "timestamp": ts[keep],
-                    "item_id": item[keep],
-                    "is_buy": (event == "addtocart").to_numpy()[keep].astype(np.int8),
-                }
-            )
+            pd.DataFrame({"timestamp": ts[keep], "is_buy": (event == "addtocart").to_numpy()[keep].astype(np.int8)})
         )
     if rows_read == 0:
         raise DataError(str(path), "has a header but no rows", f"pass the complete file; {RETAILROCKET_HINT}")
-    ev = pd.concat(parts, ignore_index=True)
+    # ids in one form for the whole file: a chunk of ids beyond int64 makes all of them Python ints
+    rest = pd.concat(parts, ignore_index=True)
+    ev = pd.DataFrame(
+        {"session_id": _concat_ids(visitors), "timestamp": rest["timestamp"], "item_id": _concat_ids(items),
+         "is_buy": rest["is_buy"]}
+    )
 
     # step 3: visitors first, then items, each counted once on what is left (no re-filtering)
     short = _occurrences(ev["session_id"].to_numpy()) < config.min_session_events
@@ -219,7 +233,7 @@ def read_yoochoose(
         info["buys_note"] = "no buys file given: a clicks-only log (no purchases)"
     else:
         buys, buy_info = _sampled_buys(buys_path, sampled, counts.index.to_numpy(), clicks_path, progress)
-        unknown = ~np.isin(buys["item_id"].to_numpy(), catalogue)
+        unknown = ~_isin(buys["item_id"].to_numpy(), catalogue)
         info.update(buy_info)
         info["buys_dropped_unknown_item"] = int(unknown.sum())
         info["buys_kept"] = int((~unknown).sum())
@@ -239,83 +253,79 @@ def _count_click_sessions(path: Path, progress: bool) -> tuple[pd.Series, int]:
     counts, rows = [], 0
     chunks = _csv_chunks(
         path, progress, f"counting sessions in {path.name}", YOOCHOOSE_HINT, header=None, names=list(CLICKS_COLUMNS),
-        usecols=["session_id", "item_id", "category"], dtype={"category": "str"},
+        usecols=["session_id", "item_id", "category"], dtype={"session_id": ID_TEXT, "item_id": ID_TEXT, "category": "str"},
     )
     for chunk in chunks:
         first_line = rows + 1  # no header
         rows += len(chunk)
         _no_missing(chunk["category"], path, first_line, ",".join(CLICKS_COLUMNS))
-        session = _integers(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
-        _integers(chunk["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT)
+        session = _integer_ids(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
+        _integer_ids(chunk["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT)
         counts.append(pd.Series(session).value_counts(sort=False))
     if rows == 0:
         raise DataError(str(path), "has no rows", f"pass the complete file; {YOOCHOOSE_HINT}")
+    if any(c.index.dtype != np.int64 for c in counts):  # ids beyond int64 somewhere: Python ints throughout
+        counts = [c.set_axis(pd.Index(c.index.to_numpy().astype(object), dtype=object)) for c in counts]
     # a session may straddle two chunks: add its partial counts up
     return pd.concat(counts).groupby(level=0).sum(), rows
 
 
 def _sampled_clicks(path: Path, sampled: np.ndarray, progress: bool) -> pd.DataFrame:
     """Pass 2 over the clicks: the rows of sampled sessions, timestamps in Unix ms."""
-    parts, rows = [], 0
+    sessions, times, items, rows = [], [], [], 0
     for chunk in _csv_chunks(
         path, progress, f"reading sampled sessions of {path.name}", YOOCHOOSE_HINT, header=None,
-        names=list(CLICKS_COLUMNS), dtype={"timestamp": "str", "category": "str"},
+        names=list(CLICKS_COLUMNS), dtype={"session_id": ID_TEXT, "timestamp": "str", "item_id": ID_TEXT, "category": "str"},
     ):
         first_line = rows + 1
         rows += len(chunk)
-        session = _integers(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
-        rows_kept = np.flatnonzero(np.isin(session, sampled))
+        session = _integer_ids(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
+        rows_kept = np.flatnonzero(_isin(session, sampled))
         kept = chunk.iloc[rows_kept]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "session_id": session[rows_kept],
-                    "timestamp": _iso_ms(kept["timestamp"], path, first_line + rows_kept),
-                    "item_id": _integers(kept["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT),
-                    "is_buy": np.zeros(len(kept), dtype=np.int8),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+        sessions.append(session[rows_kept])
+        times.append(_iso_ms(kept["timestamp"], path, first_line + rows_kept))
+        items.append(_integer_ids(kept["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT))
+    session_id = _concat_ids(sessions)
+    return pd.DataFrame(
+        {"session_id": session_id, "timestamp": np.concatenate(times), "item_id": _concat_ids(items),
+         "is_buy": np.zeros(len(session_id), dtype=np.int8)}
+    )
 
 
 def _sampled_buys(
     path: Path, sampled: np.ndarray, click_sessions: np.ndarray, clicks_path: Path, progress: bool
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The buys of sampled sessions (``is_buy`` 1); refuses a buys file that matches no clicks."""
-    parts, sessions, rows = [], [], 0
+    kept_sessions, times, items, sessions, rows = [], [], [], [], 0
     for chunk in _csv_chunks(
         path, progress, f"reading {path.name}", YOOCHOOSE_HINT, header=None, names=list(BUYS_COLUMNS),
-        dtype={"timestamp": "str", "price": "str", "quantity": "str"},
+        dtype={"session_id": ID_TEXT, "timestamp": "str", "item_id": ID_TEXT, "price": "str", "quantity": "str"},
     ):
         first_line = rows + 1
         rows += len(chunk)
         _no_missing(chunk["quantity"], path, first_line, ",".join(BUYS_COLUMNS))
-        session = _integers(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
-        item = _integers(chunk["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT)
+        session = _integer_ids(chunk["session_id"], path, "session_id", first_line, YOOCHOOSE_HINT)
+        item = _integer_ids(chunk["item_id"], path, "item_id", first_line, YOOCHOOSE_HINT)
         sessions.append(np.unique(session))
-        rows_kept = np.flatnonzero(np.isin(session, sampled))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "session_id": session[rows_kept],
-                    "timestamp": _iso_ms(chunk["timestamp"].iloc[rows_kept], path, first_line + rows_kept),
-                    "item_id": item[rows_kept],
-                    "is_buy": np.ones(len(rows_kept), dtype=np.int8),
-                }
-            )
-        )
+        rows_kept = np.flatnonzero(_isin(session, sampled))
+        kept_sessions.append(session[rows_kept])
+        times.append(_iso_ms(chunk["timestamp"].iloc[rows_kept], path, first_line + rows_kept))
+        items.append(item[rows_kept])
     if rows == 0:
         raise DataError(str(path), "has no rows", f"pass the complete buys file, or leave it out; {YOOCHOOSE_HINT}")
-    buy_sessions = np.unique(np.concatenate(sessions))
-    if not np.isin(buy_sessions, click_sessions).any():
+    buy_sessions = np.unique(_concat_ids(sessions))
+    if not _isin(buy_sessions, click_sessions).any():
         raise DataError(
             str(path),
             f"none of its {len(buy_sessions):,} sessions appear in the clicks file {clicks_path.name}",
             "pass the yoochoose-buys.dat of the same download as the clicks (clicks first, then buys), "
             "or leave the buys out for a clicks-only log",
         )
-    buys = pd.concat(parts, ignore_index=True)
+    session_id = _concat_ids(kept_sessions)
+    buys = pd.DataFrame(
+        {"session_id": session_id, "timestamp": np.concatenate(times), "item_id": _concat_ids(items),
+         "is_buy": np.ones(len(session_id), dtype=np.int8)}
+    )
     return buys, {"buy_rows_read": rows, "buys_outside_sample": rows - len(buys)}
 
 
@@ -365,8 +375,9 @@ def read_events(
 
     ``columns`` maps the kit's names (``session_id, timestamp, item_id, is_buy``) to the
     input's; other columns are ignored. No filter is applied: the log is used as given.
-    Session/item ids may be integers or strings (CSV ids stay integers only when every
-    value is a plain integer, so ``"007"`` is not turned into 7).
+    Session/item ids may be integers or strings. A CSV id column is integer only when
+    every value is a plain integer (any size, kept exact; see the module docstring), so
+    ``"007"`` is not turned into 7: such a column stays text and sorts as strings.
     """
     columns = dict(columns or {})
     unknown = [k for k in columns if k not in EVENT_COLUMNS]
@@ -414,7 +425,6 @@ def _read_events_csv(path: Path, wanted: dict[str, str], progress: bool) -> pd.D
 
 
 def _read_parquet(path: Path, wanted: dict[str, str]) -> pd.DataFrame:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -434,13 +444,9 @@ def _require(name: str, wanted: dict[str, str], found: Sequence) -> None:
 
 
 def _ids_from_text(values: pd.Series) -> pd.Series:
-    """Ids read as text → int64 when every value is a plain integer, else the strings."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    # int64 only: uint64 ids beyond 2**63 would wrap around onto negative ones
-    if numbers.isna().any() or numbers.dtype != np.int64:
-        return values
-    # "007" or "+7" are names, not the number 7: keep them as text
-    return numbers.astype(np.int64) if (numbers.astype(str) == values).all() else values
+    """Ids read as text → their integers when every value is a plain integer, else the strings."""
+    ints = _plain_integers(values)
+    return values if ints is None else pd.Series(ints, index=values.index)
 
 
 def _is_parquet(path: Path) -> bool:
@@ -551,8 +557,70 @@ def _csv_chunks(path: Path, progress: bool, desc: str, hint: str, **read_csv: ob
             yield chunk
 
 
+#: a plain integer: what ``str(int)`` writes (no leading zeros, "+", blanks, decimal point or "-0")
+PLAIN_INTEGER = "^(0|-?[1-9][0-9]*)$"
+
+
+def _plain(strings: pa.Array) -> np.ndarray:
+    """Which ids are plain integers (missing ones are not)."""
+    return pc.fill_null(pc.match_substring_regex(strings, PLAIN_INTEGER), False).to_numpy(zero_copy_only=False)
+
+
+def _plain_integers(values: pd.Series) -> np.ndarray | None:
+    """Ids read as text (``str`` or :data:`ID_TEXT`) → their integers when every value is a plain integer, else ``None``.
+
+    int64 when every value fits — exactly what int64 parsing gives — else an object array
+    of Python ints: exact at any size (no float rounding, no wrap-around beyond 2**63),
+    and numpy/pandas sort, compare and ``np.unique`` them numerically. ``"007"``, ``"+7"``,
+    ``" 7"``, ``"7.0"`` and missing values are not plain integers: ``"007"`` and ``"7"``
+    would otherwise become one id. Vectorised in Arrow (a match, then a checked cast).
+    """
+    strings = pa.array(values, type=pa.large_string())
+    if not _plain(strings).all():
+        return None
+    try:
+        return pc.cast(strings, pa.int64()).to_numpy(zero_copy_only=False)  # refuses, never wraps, beyond int64
+    except pa.ArrowInvalid:
+        return np.array([int(v) for v in strings.to_pylist()], dtype=object)
+
+
+def _integer_ids(values: pd.Series, path: Path, label: str, first_line: int, hint: str) -> np.ndarray:
+    """Ids of a source whose ids are integers (:func:`_plain_integers`), or a DataError naming the first bad line."""
+    ints = _plain_integers(values)
+    if ints is not None:
+        return ints
+    bad = ~_plain(pa.array(values, type=pa.large_string()))
+    i = int(np.flatnonzero(bad)[0])
+    raw = values.iloc[i]
+    if pd.isna(raw):
+        raise DataError(str(path), f"line {first_line + i} has no {label} (a row with too few fields?)", "repair or delete that line")
+    number = pd.to_numeric(raw, errors="coerce")
+    integral = pd.notna(number) and float(number) % 1 == 0  # "007", "+7", " 7", "7.0", "1e3": an integer, not plainly
+    raise DataError(
+        str(path),
+        f"{label} {str(raw)!r} on line {first_line + i} is not an integer{' written plainly' if integral else ''} "
+        f"({int(bad.sum()):,} such row(s) nearby)",
+        "ids of this source are integers written plainly (digits with an optional leading '-'; no leading zeros, "
+        f"'+', blanks or decimals, so that '007' and '7' are never taken for one id); {hint}",
+    )
+
+
+def _concat_ids(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Id arrays of chunks or files → one: int64 when all are, else Python ints (object) throughout."""
+    if all(p.dtype == np.int64 for p in parts):
+        return np.concatenate(parts)
+    return np.concatenate([p.astype(object) for p in parts])
+
+
+def _isin(values: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """``np.isin`` for id arrays that may be int64 or Python ints (object): both compared as Python ints then."""
+    if values.dtype == np.int64 and test.dtype == np.int64:
+        return np.isin(values, test)
+    return np.isin(values.astype(object), test.astype(object))
+
+
 def _integers(values: pd.Series, path: Path, label: str, first_line: int, hint: str) -> np.ndarray:
-    """``values`` as int64, or a DataError naming the first line whose value is not an integer."""
+    """Timestamps as int64, or a DataError naming the first line whose value is not an integer."""
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy(np.int64)
     numbers = pd.to_numeric(values, errors="coerce")

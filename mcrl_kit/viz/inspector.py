@@ -45,7 +45,7 @@ PROBS = ("P(negative)", "P(click)", "P(purchase)")
 # --- pure functions ----------------------------------------------------------------------
 def load_runs(runs: Mapping[str, str | Path], device: str = "cpu") -> tuple[dict[str, Algo], PreparedData]:
     """Load labelled run folders; they must share one prepared dataset."""
-    from ..train import load_run
+    from ..runs import load_run
 
     algos, data = {}, None
     for label, folder in runs.items():

@@ -1,0 +1,264 @@
+"""A run folder: its config, the files the kit owns there, its lock, and the one loader.
+
+A run folder (``train --out RUN``) holds only the files of :data:`RUN_FILES` (and the
+lock); everything that reads a run — ``evaluate``, ``diagnose``, ``compare``, the
+inspector, ``train --resume`` — goes through the functions here, so the same rules hold
+for all of them:
+
+- **Nothing is unpickled.** Checkpoints and weights are read with
+  ``torch.load(..., weights_only=True)``: tensors, numbers, strings and containers only.
+  A file whose pickle would build any other object (and so could run code) is refused
+  (:func:`load_weights`); so is a truncated or garbage one, with a clear message.
+- **A run format.** ``config.json`` records :data:`RUN_FORMAT`. Format 1 (before the
+  format was recorded, no data fingerprint) still loads for evaluation and diagnosis but
+  cannot be resumed; a newer format than this kit knows is refused.
+- **The data it was trained on.** The prepared data's fingerprint
+  (:attr:`~mcrl_kit.data.prepare.PreparedData.fingerprint`) is saved in the run;
+  a resume on other data is refused.
+- **Nothing lost.** ``train --out`` into a folder that holds anything is refused unless
+  it is resumed (``--resume``) or ``--overwrite`` is given; ``--overwrite`` removes only
+  the files of :data:`RUN_FILES`, never a user's own.
+- **One writer.** A run folder is locked (``RUN/.lock``, the ``filelock`` package) while
+  a process trains into it; a second process is refused with the holder's PID. The lock
+  is an OS lock (``flock``): a killed holder never blocks anyone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+
+from .algos import Algo, algo_config, build_algo
+from .config import Config, ModelConfig, TrainConfig
+from .data import PreparedData, load_prepared
+from .devices import resolve_device
+from .errors import ConfigError, KitError, TrainingError
+from .locks import locked
+from .storage import read_json, write_json
+
+#: the layout of a run folder; 2 = ``format`` and ``data_fingerprint`` recorded
+RUN_FORMAT = 2
+
+#: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
+RUN_FILES = re.compile(
+    r"config\.json|history\.csv|checkpoint\.pt|model\.pt|timing\.csv|metrics\.json|best-\d{8}\.pt"
+    r"|eval_(train|val|test)\.json|diagnose_(val|test)\.(parquet|json)|\.lock|\.lock\.owner"
+)
+#: temporaries of the kit's atomic writes (``storage._temp_prefix``)
+_TEMP = re.compile(r"\..+\.[0-9a-f]{8}-\d+\..+\.(tmp|old)")
+
+
+@dataclasses.dataclass
+class RunConfig(Config):
+    """Everything that defines a run; saved as ``RUN/config.json``."""
+
+    #: a prepared-data folder (``python -m mcrl_kit prepare --out DIR``)
+    data: str = ""
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    algo: str = "supervised"
+    #: the algorithm's own config (see its dataclass); unknown keys are refused
+    algo_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    #: the prepared data's fingerprint, filled in by ``train`` (empty: not yet trained)
+    data_fingerprint: str = ""
+
+    def validate(self) -> None:
+        # resolve (and so check) the algorithm's fields before any work starts
+        self.algo_params = algo_config(self.algo, self.algo_params).to_dict()
+
+    def save(self, path: str | Path) -> Path:
+        return write_json(path, {"format": RUN_FORMAT, **self.to_dict()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read ``config.json`` of a run; a clear error for a malformed or unknown-format file."""
+        path = Path(path)
+        raw = _read_json(path, "a run's config.json")
+        if not isinstance(raw, dict):
+            raise ConfigError(str(path), "is not a JSON object", "restore the run's config.json or train the run again")
+        if "source" in raw and "model" not in raw:
+            raise ConfigError(str(path.parent), "is a prepared-data folder, not a run folder",
+                              "pass the --out folder of `train` (the data folder goes to train --data)")
+        fmt = raw.pop("format", 1)
+        if not isinstance(fmt, int) or fmt > RUN_FORMAT:
+            raise ConfigError(str(path), f"has run format {fmt!r}; this mcrl_kit reads formats 1 to {RUN_FORMAT}",
+                              "upgrade mcrl_kit to the version that wrote the run")
+        try:
+            return cls.from_dict(raw)
+        except KitError as err:
+            raise ConfigError(str(path), f"does not describe a run this kit can build ({err.problem})",
+                              "restore the run's config.json or train the run again") from None
+
+
+def run_format(run_dir: str | Path) -> int:
+    """The run format recorded in ``RUN/config.json`` (1 when none is recorded)."""
+    raw = _read_json(Path(run_dir) / "config.json", "a run's config.json")
+    return raw.get("format", 1) if isinstance(raw, dict) else 1
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(str(path), f"is not valid JSON ({err})", f"restore {what} or train the run again") from None
+
+
+# --- reading tensors without unpickling code ---------------------------------------------
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, with one clear error per way it can fail."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(str(path), "is missing", "train the run again, or restore the file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        detail = detail.group(1).strip()[:200] if detail else text.splitlines()[0][:200]
+        if "Unsupported global" not in text and "Unsupported class" not in text:  # a broken stream, not a foreign object
+            raise TrainingError(str(path), f"is truncated or corrupt ({detail})",
+                                "train the run again, or resume from an intact checkpoint") from None
+        raise TrainingError(
+            str(path), "needs full unpickling to load, which can run code; the kit refuses it "
+            f"(every file the kit writes loads with weights_only=True; this one asks for: {detail})",
+            "use only checkpoints written by mcrl_kit; if you trust this file, convert it yourself to plain tensors",
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as err:
+        raise TrainingError(
+            str(path), f"is truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else 'empty'})",
+            "train the run again, or resume from an intact checkpoint",
+        ) from None
+
+
+def load_state(module: torch.nn.Module, state: Any, path: Path) -> None:
+    """``module.load_state_dict(state)`` with a clear error when the file belongs to another model."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
+        raise TrainingError(
+            str(path), f"does not match the run's model ({str(err).splitlines()[0][:200]})",
+            "keep config.json and the weights of one run together, or train the run again",
+        ) from None
+
+
+# --- the run folder ------------------------------------------------------------------------
+def foreign_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that the kit did not write (a user's own files)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not (RUN_FILES.fullmatch(p.name) or _TEMP.fullmatch(p.name)))
+
+
+def kit_files(folder: Path) -> list[Path]:
+    """The files of :data:`RUN_FILES` present in ``folder`` (the lock excluded)."""
+    return sorted(p for p in folder.iterdir() if RUN_FILES.fullmatch(p.name) and not p.name.startswith(".lock"))
+
+
+def check_out(out: Path, run: RunConfig, *, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``--out`` that would lose something; run before anything is written (and again under the lock)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(str(out), "exists and is not a folder", "choose another --out for the run folder")
+    if (out / "events.parquet").exists() or (out / "stats.json").exists():  # its config.json would be overwritten
+        raise ConfigError(str(out), "is a prepared-data folder, not a run folder", "choose another --out for the run")
+    if not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".lock")]:
+        return  # nothing there yet (the lock this process may hold aside)
+    if overwrite:
+        return
+    foreign = foreign_files(out)
+    if not resume:
+        what = "already holds a run" if (out / "metrics.json").exists() or (out / "checkpoint.pt").exists() else \
+            f"is not empty ({', '.join(foreign[:5]) or 'files of an unfinished run'}{' …' if len(foreign) > 5 else ''})"
+        raise ConfigError(
+            str(out), what,
+            "pass --resume to continue the run there, --overwrite to replace the kit's files in it (your own files "
+            "stay), or choose another --out",
+        )
+    if foreign and not (out / "config.json").exists():
+        raise ConfigError(
+            str(out), f"holds files the kit did not write ({', '.join(foreign[:5])}) and no run to resume",
+            "choose another --out, or pass --overwrite to train there anyway (your files stay)",
+        )
+    if (out / "checkpoint.pt").exists() and (out / "config.json").exists():
+        written = RunConfig.load(out / "config.json")
+        if run_format(out) < RUN_FORMAT:
+            raise TrainingError(
+                str(out), f"was written by an older mcrl_kit (run format {run_format(out)}, no data fingerprint) "
+                "and cannot be resumed safely",
+                "evaluate it as it is (`evaluate --run`), or train again into a new --out (or with --overwrite)",
+            )
+        # config.json is the checkpoint's config (both written by the same run): refuse a
+        # different one before overwriting it
+        if resume_key(written.to_dict()) != resume_key(run.to_dict()):
+            raise TrainingError(
+                str(out / "checkpoint.pt"), "was written by a different configuration",
+                "resume with the same settings as the interrupted run (only --device, --threads and --no-progress "
+                "may change), or start a new --out",
+            )
+        if run.data_fingerprint and written.data_fingerprint != run.data_fingerprint:
+            raise TrainingError(
+                str(out), f"was trained on other data: {run.data} has fingerprint {run.data_fingerprint[:12]}, the run "
+                f"{written.data_fingerprint[:12]} (the folder was prepared again since)",
+                "resume on the data the run started on, or train again into a new --out",
+            )
+
+
+def clear_kit_files(out: Path) -> list[Path]:
+    """``--overwrite``: remove the kit's own files of ``out`` (never anything else); return them."""
+    removed = kit_files(out) if out.is_dir() else []
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def resume_key(config: dict) -> dict:
+    """The settings a resumed run must share (device, threads and progress bars may change; the data
+    fingerprint is checked on its own, with its own message)."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in ("device", "threads", "progress")}
+    return {**{k: v for k, v in config.items() if k != "data_fingerprint"}, "train": train}
+
+
+def lock(out: Path):
+    """Hold ``RUN/.lock`` while training into ``out`` (a second process is refused with the holder's PID)."""
+    return locked(out / ".lock", subject=out)
+
+
+# --- the one loader ----------------------------------------------------------------------
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Algo, PreparedData]:
+    """Load a finished run: its config, the selected model (on ``device``) and its data.
+
+    Every command that reads a run's weights comes here (``evaluate``, ``diagnose``, the
+    inspector, studies), so the rules of this module hold for all of them.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        if (run_dir / "stats.json").exists():
+            raise ConfigError(str(run_dir), "is a prepared-data folder, not a run folder",
+                              "pass the --out folder of `train` (the data folder goes to train --data)")
+        raise ConfigError(str(run_dir), "is not a run folder (no config.json)", "pass the --out folder of `train`")
+    run = RunConfig.load(run_dir / "config.json")
+    weights = run_dir / "model.pt"
+    if not weights.exists():
+        raise ConfigError(str(run_dir), "has no model.pt (the run did not finish)", "resume it with `train ... --resume`")
+    state = load_weights(weights)  # before the data: a refused file costs nothing else
+    data = load_prepared(run.data)
+    if run.data_fingerprint and run.data_fingerprint != data.fingerprint:
+        raise ConfigError(
+            str(run_dir), f"was trained on other data than {run.data} holds now (prepared again since: fingerprint "
+            f"{data.fingerprint[:12]}, the run's {run.data_fingerprint[:12]})",
+            "prepare the data the run was trained on again, or train the run again",
+        )
+    dev = resolve_device(device)
+    algo = build_algo(run.algo, data.n_items, data.config.state_len, run.model, run.algo_params, seed=run.train.seed)
+    load_state(algo, state, weights)
+    return run, algo.to(dev).eval(), data
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    return read_json(Path(run_dir) / "metrics.json")
