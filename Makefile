@@ -33,12 +33,17 @@ notebooks: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# throughput, memory and FLOP efficiency (build/bench/); `python -m mcrl_kit` preloads
-# tcmalloc itself when libtcmalloc-minimal4 is installed (MCRL_TCMALLOC=0: glibc malloc)
+# throughput, memory and FLOP efficiency (build/bench/, README's Performance tables):
+# benchmarks/bench.py under tcmalloc when libtcmalloc-minimal4 is installed (its workers
+# get it too; `make bench TCMALLOC=` or MCRL_TCMALLOC=0: glibc malloc)
+TCMALLOC ?= $(if $(filter 0,$(MCRL_TCMALLOC)),,$(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
+	/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib64/libtcmalloc_minimal.so.4 \
+	/usr/lib/libtcmalloc_minimal.so.4 /usr/local/lib/libtcmalloc_minimal.so.4)))
+BENCH_ARGS ?= --wait-quiet 120 --readme
 bench: $(STAMP)
-	$(PY) -m mcrl_kit bench --wait-quiet 120 --readme
+	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)$${LD_PRELOAD:+:$$LD_PRELOAD}) $(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# RecBole 1.2.1 in .venv-peer: the peer `bench` runs side by side when this env exists
+# RecBole 1.2.1 in .venv-peer: benchmarks/bench.py runs the peer side by side when this env exists
 bench-peer-env:
 	bash benchmarks/make_peer_env.sh
 

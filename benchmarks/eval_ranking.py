@@ -11,9 +11,8 @@ items among them ``>=`` the logged one; with ``LinearScores`` → ``linear_ranks
 head checked once, then block products and counts, no logits), the methods interleaved
 so that a host hiccup hits both. Both count ties against the logged item. Prints the
 median states/s of each, their ratio, and whether the ranks are identical. Run it on a
-quiet machine (on a shared one, ``--threads 1`` is the steadier figure); under ``python -m
-mcrl_kit`` tcmalloc is not preloaded here
-(``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4`` does).
+quiet machine (on a shared one, ``--threads 1`` is the steadier figure); tcmalloc is
+not preloaded here (``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4`` does).
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ import statistics
 import time
 
 import torch
+from bench import synthetic_buffer  # benchmarks/bench.py
 
 from mcrl_kit.algos import build_algo
-from mcrl_kit.bench import _synthetic_buffer
 from mcrl_kit.config import ModelConfig
 from mcrl_kit.evaluate import LinearScores, target_ranks
 
@@ -41,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    buf = _synthetic_buffer(args.items, sessions=args.states // 7 + 1)
+    buf = synthetic_buffer(args.items, sessions=args.states // 7 + 1)
     buf = buf.subset(torch.arange(len(buf)) < args.states)
     print(f"{args.items:,} items, {len(buf):,} states, batch {args.batch}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The peer's environment for `python -m mcrl_kit bench`: RecBole 1.2.1 in its own venv
+# The peer's environment for `benchmarks/bench.py` (`make bench`): RecBole 1.2.1 in its own venv
 # (.venv-peer, git-ignored), because its pins (colorlog==4.7.2, colorama==0.4.4, ray, …)
 # are not the kit's. torch is pinned to the kit's version so that pip takes the local CPU
 # wheel and the comparison runs on the same torch (an unpinned torch pulls a 5 GB CUDA build);

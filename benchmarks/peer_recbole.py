@@ -1,4 +1,4 @@
-"""RecBole 1.2.1's SASRec timed the way ``python -m mcrl_kit bench`` times the kit.
+"""RecBole 1.2.1's SASRec timed the way ``benchmarks/bench.py`` times the kit.
 
 Run by the bench inside its own environment (``.venv-peer``: RecBole's pins and ray
 would clash with the kit's), never imported by the kit::

@@ -28,18 +28,22 @@ def command(fn: Callable[[argparse._SubParsersAction], None]) -> Callable:
 # --- prepare -------------------------------------------------------------------------
 @command
 def add_prepare(sub: argparse._SubParsersAction) -> None:
+    from .config import DataConfig
+    from .data.simulator import SCALES
+    from .data.sources import SOURCES
+
     p = sub.add_parser(
         "prepare",
         help="turn a source into the MDP (events, split, stats)",
         description="Prepare a data source: validate, filter by the protocol, re-index, split 80/10/10, "
         "write DIR/{events,items,sessions}.parquet, DIR/config.json and DIR/stats.json, print the statistics.",
     )
-    p.add_argument("--source", default="simulator", help="simulator | retailrocket | yoochoose | events")
+    p.add_argument("--source", default="simulator", help=" | ".join(SOURCES))
     p.add_argument(
         "--path", nargs="+", default=[], action="extend", metavar="P",
         help="input file(s): RetailRocket events.csv[.gz]; Yoochoose clicks then buys; one CSV/parquet event log",
     )
-    p.add_argument("--scale", default=None, help="simulator scale: tiny (default) | small | retailrocket | yoochoose")
+    p.add_argument("--scale", default=None, help=f"simulator scale: {' | '.join(SCALES)} (default {_default(DataConfig, 'scale')})")
     p.add_argument("--sessions", type=int, default=None, help="simulator: number of sessions (default: the scale's)")
     p.add_argument("--sample-sessions", type=int, default=None, help="Yoochoose: sessions to sample (default 200000)")
     p.add_argument("--seed", type=int, default=0)
@@ -76,7 +80,8 @@ def _refuse_ignored_prepare_options(args: argparse.Namespace) -> None:
     ``--path`` and ``--column`` are checked by :class:`~mcrl_kit.config.DataConfig` (so for library users too);
     ``--scale`` and ``--sample-sessions`` have defaults there, so only the command line can tell they were given.
     """
-    from .config import SOURCES, _choice
+    from .config import _choice
+    from .data.sources import SOURCES
 
     _choice("--source", args.source, SOURCES)
     if args.scale is not None and args.source != "simulator":
@@ -88,17 +93,22 @@ def _refuse_ignored_prepare_options(args: argparse.Namespace) -> None:
                        "drop --sample-sessions")
 
 
-def run_prepare(args: argparse.Namespace) -> int:
+def data_config(args: argparse.Namespace):
+    """The :class:`~mcrl_kit.config.DataConfig` a ``prepare`` command line describes (checked, nothing run)."""
     from .config import DataConfig
-    from .data import format_stats, prepare
 
     _refuse_ignored_prepare_options(args)
     given = {k: v for k, v in (("scale", args.scale), ("sample_sessions", args.sample_sessions)) if v is not None}
-    config = DataConfig.from_dict(
+    return DataConfig.from_dict(
         source=args.source, paths=tuple(args.path), sessions=args.sessions, seed=args.seed,
         columns=_parse_columns(args.column), **given,
     )
-    data = prepare(config, out=args.out, progress=not args.no_progress, force=args.force)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from .data import format_stats, prepare
+
+    data = prepare(data_config(args), out=args.out, progress=not args.no_progress, force=args.force)
     print(format_stats(data.stats))
     print(f"prepared data: {data.root}")
     return 0
@@ -124,44 +134,74 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 # --- train / evaluate / compare ------------------------------------------------------
-def _parse_sets(pairs: Sequence[str]) -> dict:
-    """``--set neg=10 --set conservative=cql`` → {"neg": 10, "conservative": "cql"} (JSON values)."""
+#: the sections ``--set section.key=value`` reaches, and what a bare ``--set key=value`` means
+SET_SECTIONS = ("algo", "model", "train")
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, dict]:
+    """``--set neg=10 --set model.hidden=32 --set train.lr=0.01`` → {"algo": {"neg": 10}, "model": {...}, "train": {...}}.
+
+    Values are JSON where they parse as JSON (numbers, true/false, lists), else strings.
+    A bare key is the algorithm's (``--set neg=10`` = ``--set algo.neg=10``). The keys are
+    checked by the configs themselves (unknown ones refused with the valid names).
+    """
     import json
 
-    out = {}
+    out: dict[str, dict] = {section: {} for section in SET_SECTIONS}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise KitError(f"--set {pair}", "is not KEY=VALUE", "write e.g. --set neg=10")
+        section, _, name = key.rpartition(".") if "." in key else ("algo", "", key)
+        if not sep or not name:
+            raise KitError(f"--set {pair}", "is not [SECTION.]KEY=VALUE", "write e.g. --set neg=10 or --set model.hidden=32")
+        if section not in SET_SECTIONS:
+            raise KitError(f"--set {pair}", f"names the unknown section {section!r}",
+                           f"use one of: {', '.join(SET_SECTIONS)} (a bare key is the algorithm's)")
         try:
-            out[key] = json.loads(value)
+            out[section][name] = json.loads(value)
         except json.JSONDecodeError:
-            out[key] = value
+            out[section][name] = value
     return out
+
+
+def _default(cls: type, name: str) -> object:
+    """A config field's default, for help texts (one definition: the dataclass)."""
+    import dataclasses
+
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
 @command
 def add_train(sub: argparse._SubParsersAction) -> None:
+    from .algos import ALGOS
+    from .config import ModelConfig, TrainConfig
+    from .models import BACKBONES
+
     p = sub.add_parser(
         "train", help="train one algorithm on prepared data",
         description="Train, select the best checkpoint on validation, report test. Writes RUN/config.json, "
-        "RUN/history.csv, RUN/model.pt, RUN/checkpoint.pt and RUN/metrics.json.",
+        "RUN/history.csv, RUN/model.pt, RUN/checkpoint.pt and RUN/metrics.json. Any field of the configs can be "
+        "set with --set SECTION.KEY=VALUE (sections: algo, model, train; a bare KEY is the algorithm's).",
     )
     p.add_argument("--data", required=True, help="a prepared-data folder (python -m mcrl_kit prepare --out DIR)")
-    p.add_argument("--backbone", default="sasrec", help="gru | caser | nextitnet | sasrec")
-    p.add_argument("--algo", default="supervised", help="popularity | supervised | sqn | sac | snqn | sa2c | mcrl")
+    p.add_argument("--backbone", default=_default(ModelConfig, "backbone"), help=" | ".join(BACKBONES))
+    p.add_argument("--algo", default="supervised", help=" | ".join(ALGOS))
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=None, help="optimisation steps")
+    budget.add_argument("--steps", type=int, default=None, help="optimisation steps (default 1000)")
     budget.add_argument("--epochs", type=float, default=None, help="epochs of train rows / batch size steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.005)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--eval-every", type=int, default=None, help="steps between validation runs/checkpoints")
-    p.add_argument("--select-metric", default=None, help="e.g. purchase/NDCG@10 (default)")
-    p.add_argument("--hidden", type=int, default=None, help="embedding/state size (default 64)")
-    p.add_argument("--dropout", type=float, default=None, help="backbone dropout (default 0.1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an algorithm setting, e.g. --set neg=10")
+    p.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
+    p.add_argument("--device", default=_default(TrainConfig, "device"), help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {_default(TrainConfig, 'lr')})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {_default(TrainConfig, 'batch_size')}")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help=f"steps between validation runs/checkpoints (default {_default(TrainConfig, 'eval_every')})")
+    p.add_argument("--select-metric", default=None,
+                   help=f"KIND/METRIC@K with KIND purchase|click, METRIC NDCG|HR, K from the kit's cutoffs "
+                        f"(default {_default(TrainConfig, 'select_metric')})")
+    p.add_argument("--hidden", type=int, default=None, help=f"embedding/state size (default {_default(ModelConfig, 'hidden')})")
+    p.add_argument("--dropout", type=float, default=None, help=f"backbone dropout (default {_default(ModelConfig, 'dropout')})")
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]KEY=VALUE",
+                   help="a setting of the algorithm (bare KEY, e.g. --set neg=10), the model (model.KEY) or the loop (train.KEY)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (slow start)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
@@ -173,30 +213,36 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_train)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run_config(args: argparse.Namespace):
+    """The :class:`~mcrl_kit.runs.RunConfig` a ``train`` command line describes (checked, nothing run)."""
     from .config import ModelConfig, TrainConfig
-    from .train import RunConfig, train
+    from .runs import RunConfig
 
-    train_kw = {
-        k: v
-        for k, v in dict(
-            steps=args.steps, epochs=args.epochs, seed=args.seed, device=args.device, lr=args.lr,
-            batch_size=args.batch_size, eval_every=args.eval_every, select_metric=args.select_metric,
-            threads=args.threads, compile=args.compile, amp=args.amp, progress=not args.no_progress,
-        ).items()
-        if v is not None
+    sets = parse_sets(args.set)
+    flags = {
+        "train": dict(steps=args.steps, epochs=args.epochs, seed=args.seed, device=args.device, lr=args.lr,
+                      batch_size=args.batch_size, eval_every=args.eval_every, select_metric=args.select_metric,
+                      threads=args.threads, compile=args.compile or None, amp=args.amp or None,
+                      progress=False if args.no_progress else None),
+        "model": dict(backbone=args.backbone, hidden=args.hidden, dropout=args.dropout),
     }
-    model_kw = {
-        "backbone": args.backbone,
-        **{k: v for k, v in (("hidden", args.hidden), ("dropout", args.dropout)) if v is not None},
-    }
-    run = RunConfig(
+    for section, given in flags.items():  # a --set wins over the flag (or flag default) of the same field
+        for key, value in given.items():
+            if value is not None:
+                sets[section].setdefault(key, value)
+    return RunConfig(
         data=str(Path(args.data).expanduser().resolve()),
-        model=ModelConfig.from_dict(model_kw),
+        model=ModelConfig.from_dict(sets["model"]),
         algo=args.algo,
-        algo_params=_parse_sets(args.set),
-        train=TrainConfig.from_dict(train_kw),
+        algo_params=sets["algo"],
+        train=TrainConfig.from_dict(sets["train"]),
     )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    run = run_config(args)
     if args.resume and args.overwrite:
         raise KitError("--resume and --overwrite", "contradict each other", "give one of them")
     result = train(run, out=args.out, resume=args.resume, overwrite=args.overwrite)
@@ -298,28 +344,6 @@ def run_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- bench ---------------------------------------------------------------------------
-@command
-def add_bench(sub: argparse._SubParsersAction) -> None:
-    from .bench import add_arguments
-
-    p = sub.add_parser(
-        "bench", help="measure training/evaluation throughput, memory and FLOP efficiency",
-        description="Training transitions/s and peak memory per algorithm × backbone × catalogue (synthetic batches "
-        "and prepared retailrocket-scale data), evaluation states/s, matmul peak and achieved fraction, "
-        "ablations, and RecBole's SASRec side by side. Writes build/bench/bench.{json,csv}.",
-    )
-    add_arguments(p)
-    p.set_defaults(handler=run_bench)
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from .bench import bench, resolve_defaults
-
-    bench(resolve_defaults(args))
-    return 0
-
-
 @command
 def add_bias_table(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -405,12 +429,12 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from .data import format_stats
     from .experiments import load_data
-    from .notebooks import NOTEBOOKS, run_notebooks
+    from .notebooks import full_parameter, run_notebooks
     from .paths import figures_dir
 
     if args.update_readme and args.profile != "smoke":  # refused before any work
         raise KitError("--update-readme", "records the CI (smoke) profile's minutes", "drop --profile full")
-    scale = NOTEBOOKS["02"].full["SCALE"] if args.profile == "full" else "tiny"
+    scale = full_parameter("02", "SCALE") if args.profile == "full" else "tiny"
     print(format_stats(load_data("simulator", scale=scale).stats), flush=True)
     # every notebook that picks a dataset gets the simulator (01's default would use the RetailRocket sample)
     done = run_notebooks(None, args.profile, {"DATASET": "simulator"}, args.out)

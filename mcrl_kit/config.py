@@ -191,8 +191,8 @@ def _seed(where: str, value: int) -> None:
         raise ConfigError(where, f"must be in [0, 2**63), got {value!r}", "give a non-negative integer seed, e.g. 0")
 
 
-SOURCES = ("simulator", "retailrocket", "yoochoose", "events")
-#: per source: the fewest and most input files (--path) it reads, and what they are
+#: per source: the fewest and most input files (--path) it reads, and what they are (the names are those of
+#: the registry ``mcrl_kit.data.sources.SOURCES``, which checks them)
 PATHS_PER_SOURCE: dict[str, tuple[int, int, str]] = {
     "simulator": (0, 0, "no file"),
     "retailrocket": (1, 1, "one file, events.csv[.gz]"),
@@ -212,7 +212,8 @@ class DataConfig(Config):
     #: input files: RetailRocket ``events.csv[.gz]``; Yoochoose clicks then buys;
     #: an event log (CSV or parquet) for ``events``. Unused for the simulator.
     paths: tuple[str, ...] = ()
-    #: simulator size: ``tiny`` (tests, CI notebooks), ``small``, ``retailrocket``, ``yoochoose``
+    #: simulator size, a name of ``mcrl_kit.data.simulator.SCALES`` (checked there): ``tiny`` (tests, CI
+    #: notebooks), ``small``, ``retailrocket``, ``yoochoose``
     scale: str = "tiny"
     #: simulator override of the scale's number of sessions (None = the scale's)
     sessions: int | None = None
@@ -233,10 +234,8 @@ class DataConfig(Config):
     columns: dict[str, str] | None = None
 
     def validate(self) -> None:
-        _choice("DataConfig.source", self.source, SOURCES)
-        from .data.simulator import SCALES  # local import: simulator imports config
-
-        _choice("DataConfig.scale", self.scale, SCALES)
+        # the source is the sources' registry's name to check (data.sources.source_reader, at the start of prepare)
+        # the scale is the simulator's name to check (data.simulator.check_scale, at the start of prepare)
         _positive("DataConfig.sessions", self.sessions, allow_none=True)
         _positive("DataConfig.state_len", self.state_len)
         _positive("DataConfig.sample_sessions", self.sample_sessions)
@@ -254,7 +253,8 @@ class DataConfig(Config):
                 "pass --path (RetailRocket: events.csv; Yoochoose: clicks then buys; events: one CSV/parquet)",
             )
         # settings the source would silently ignore are refused: the user meant something by them
-        low, high, what = PATHS_PER_SOURCE[self.source]
+        # (an unknown name passes here: the registry refuses it at the start of prepare)
+        low, high, what = PATHS_PER_SOURCE.get(self.source, (0, len(self.paths), ""))
         if not low <= len(self.paths) <= high:
             given = ", ".join(map(str, self.paths))
             raise ConfigError(
@@ -282,7 +282,7 @@ class DataConfig(Config):
 class ModelConfig(Config):
     """The sequential encoder (``PROTOCOL.md`` → Backbones)."""
 
-    #: gru | caser | nextitnet | sasrec (see ``mcrl_kit.models.BACKBONES``)
+    #: a name of ``mcrl_kit.models.BACKBONES`` (checked there)
     backbone: str = "sasrec"
     #: item-embedding and state size (the reference: 64)
     hidden: int = 64
@@ -295,9 +295,7 @@ class ModelConfig(Config):
     sparse_embedding: bool = False
 
     def validate(self) -> None:
-        from .models import BACKBONES
-
-        _choice("ModelConfig.backbone", self.backbone, BACKBONES)
+        # the backbone's name is checked by its registry (models.backbone_class), not here
         _positive("ModelConfig.hidden", self.hidden)
         if not 0 <= self.dropout < 1:
             raise ConfigError("ModelConfig.dropout", f"{self.dropout} is not in [0, 1)", "give e.g. 0.1")
@@ -318,9 +316,9 @@ class AlgoConfig(Config):
             raise ConfigError(f"{type(self).__name__}.gamma", f"{self.gamma} is not in [0, 1)", "give e.g. 0.5")
 
 
-SELECT_METRICS = tuple(
-    f"{kind}/{m}@{k}" for kind in ("purchase", "click") for m in ("NDCG", "HR") for k in (5, 10, 15, 20)
-)
+#: the metric cutoffs: HR@k and NDCG@k are computed, stored, selected on and shown for these k (defined here only)
+KS = (5, 10, 20)
+SELECT_METRICS = tuple(f"{kind}/{m}@{k}" for kind in ("purchase", "click") for m in ("NDCG", "HR") for k in KS)
 
 
 @dataclasses.dataclass

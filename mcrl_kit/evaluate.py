@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .config import KS
 from .data.replay import ReplayBuffer
 from .errors import TrainingError
 
-KS = (5, 10, 20)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -21,8 +21,6 @@ leaves out what does not (device, threads, progress bars).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +34,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import PreparedData, prepare
 from .errors import DataError
 from .report import compare_runs, format_compare, load_run_metrics, run_label
-from .runs import RunConfig, load_run
+from .runs import RunConfig, load_run, run_key
 from .train import train
 
 #: the RetailRocket sample shipped in ``../shared/data`` (5,000 real visitors)
@@ -93,13 +91,6 @@ def out_dir(out: str | Path | None = None) -> Path:
 
 # --- runs ------------------------------------------------------------------------------
 Variant = str | tuple[str, Mapping[str, Any]]
-
-
-def run_key(run: RunConfig) -> str:
-    """A short hash of what determines a run's result (not device, threads or progress bars)."""
-    config = run.to_dict()
-    config["train"] = {k: v for k, v in config["train"].items() if k not in ("device", "threads", "progress")}
-    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_folder(root: str | Path, run: RunConfig) -> Path:

@@ -20,7 +20,7 @@ ever written once (the logits, exponentiated in place) and read once. ``shift`` 
 when every row's sum of exponentials lies in a safe range (checked once per call; the
 usual case, saving the row-max pass), else the row maximum over all items, as
 ``log_softmax`` does. Values and gradients equal ``F.cross_entropy`` to float rounding
-(``tests/test_perf_equivalence.py``); the speed is measured by ``python -m mcrl_kit bench``.
+(``tests/test_perf_equivalence.py``); the speed is measured by ``benchmarks/bench.py`` (``make bench``).
 
 On CUDA the whole catalogue is one chunk, always shifted by the row maximum (the range
 check would cost a host sync), and under autocast the head runs in float32: the
@@ -71,8 +71,8 @@ def use_fused(enabled: bool = True, *, gathered_q: bool | None = None):
     """Within the block, item-sized products take the fused path (True) or the plain one.
 
     ``gathered_q`` (default: ``enabled``) separately switches how SQN-style ``Q(s, a)``
-    reads are made: the bench counts an algorithm's FLOPs with the plain softmax but
-    gathered reads, and times the reference's computation with neither.
+    reads are made: ``benchmarks/bench.py`` counts an algorithm's FLOPs with the plain
+    softmax but gathered reads, and times the reference's computation with neither.
     """
     global _ENABLED, _GATHERED_Q
     before = _ENABLED, _GATHERED_Q

@@ -1,12 +1,21 @@
-"""The numbered notebook series: registry, parameter checks and the papermill runner.
+"""The numbered notebook series: found in the folder, parameter checks and the papermill runner.
 
-Each notebook in ``notebooks/`` has exactly one cell tagged ``parameters`` made of plain
-``NAME = literal`` lines: their values are the small, fast CI profile, so ``pytest
---nbmake`` (which cannot inject parameters) runs it as committed. :func:`run_notebooks`
-executes the series with papermill (kernel ``python3``, explicit timeouts) under a
-named profile — ``smoke`` (the committed values) or ``full`` (real-size runs) — plus
-``-p NAME VALUE`` overrides. papermill only *warns* about a parameter a notebook does
-not declare; the runner refuses it and lists the declared ones.
+The registry is the folder: every ``notebooks/NN_name.ipynb`` is notebook ``NN`` of the
+series (number and name from the file name, what it teaches from its first markdown
+line). Each is authored as ``NN_name.py`` (jupytext percent format) and paired with the
+output-free ``.ipynb`` that papermill and nbmake run (``notebooks/jupytext.toml``;
+``tests/test_notebooks_paired.py`` checks that the pairs agree).
+
+Each notebook has exactly one cell tagged ``parameters`` made of plain ``NAME = literal``
+lines: their values are the small, fast CI profile, so ``pytest --nbmake`` (which cannot
+inject parameters) runs it as committed. The same cell's metadata ``full`` holds the
+values of the ``full`` profile (real-size runs) — in the ``.py`` the cell marker reads
+``# %% full={"STEPS": 40000, ...} tags=["parameters"]`` (JSON; a name it gives must be
+declared by the cell, with a value of the declared type). :func:`run_notebooks` executes
+the series with papermill (kernel ``python3``, explicit timeouts) under a named profile —
+``smoke`` (the committed values) or ``full`` — plus ``-p NAME VALUE`` overrides. papermill
+only *warns* about a parameter a notebook does not declare; the runner refuses it and
+lists the declared ones.
 
 Every notebook takes ``OUT_DIR``: the runner sets it to its output folder, so the
 executed notebook, its ``<name>.metrics.json`` and the runs it trained (``OUT/runs``)
@@ -18,7 +27,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,46 +44,10 @@ from .storage import write_json
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
-
-#: the ``full`` profile: real-size runs on the simulator's RetailRocket-sized world (a GPU helps)
-_FULL_TRAINING = {
-    "SCALE": "retailrocket", "BACKBONE": "sasrec", "STEPS": 40_000, "BATCH_SIZE": 256, "EVAL_EVERY": 4_000,
-    "DEVICE": "auto", "THREADS": None,
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Notebook:
-    number: str
-    name: str
-    teaches: str
-    #: parameter values of the ``full`` profile (names the notebook does not declare are skipped)
-    full: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def path(self) -> Path:
-        return paths.notebooks_dir() / f"{self.name}.ipynb"
-
-
-NOTEBOOKS: dict[str, Notebook] = {
-    nb.number: nb
-    for nb in (
-        Notebook("01", "01_mdp_framing", "sessions as an MDP: state, action, reward, next state, done, γ; the replay buffer",
-                 {"SCALE": "retailrocket"}),
-        Notebook("02", "02_data", "data sources and the protocol: statistics, session lengths, popularity, the split",
-                 {"SCALE": "retailrocket"}),
-        Notebook("03", "03_baselines", "supervised, SQN and SA2C on one backbone: learning curves and the results table",
-                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2]}),
-        Notebook("04", "04_mcrl", "MCRL term by term: loss curves, reward-model confusion, transition similarity, the table",
-                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2]}),
-        Notebook("05", "05_overestimation", "predicted values against Monte-Carlo and true returns: who overestimates",
-                 {**_FULL_TRAINING, "ROLLOUTS": 64}),
-        Notebook("06", "06_ablations", "each MCRL component off, the number of negatives K, γ: mean ± std over seeds",
-                 {**_FULL_TRAINING, "SEEDS": [0, 1, 2], "NEGATIVES": [1, 5, 10, 20], "GAMMAS": [0.2, 0.5, 0.8]}),
-        Notebook("07", "07_inspector", "the per-session value inspector: values, returns, reward model and top-k per step",
-                 _FULL_TRAINING),
-    )
-}
+#: the parameters cell's metadata key holding the ``full`` profile's values
+FULL_KEY = "full"
+#: ``NN_name.ipynb``: two digits, an underscore, the rest of the name
+NOTEBOOK_FILE = re.compile(r"^(?P<number>\d\d)_\w+\.ipynb$")
 
 PROFILES = ("smoke", "full")
 #: seconds one cell may run (papermill's ``execution_timeout``) per profile
@@ -80,11 +55,64 @@ CELL_TIMEOUT = {"smoke": 900, "full": 12 * 3600}
 START_TIMEOUT = 120
 
 
+@dataclasses.dataclass(frozen=True)
+class Notebook:
+    number: str
+    name: str
+    path: Path
+
+    @functools.cached_property
+    def teaches(self) -> str:
+        """The notebook's first markdown line without its ``#`` (and a leading ``NN ·``)."""
+        return _teaches(read_notebook(self.path), self.number)
+
+    @property
+    def full(self) -> dict[str, Any]:
+        """The ``full`` profile's values: the parameters cell's metadata ``full``."""
+        return full_parameters(self.path)
+
+
+def find_notebooks(folder: str | Path | None = None) -> dict[str, Notebook]:
+    """``{NN: Notebook}`` of every ``NN_*.ipynb`` in ``notebooks/`` (or ``folder``), in order."""
+    found: dict[str, Notebook] = {}
+    for path in sorted(Path(folder or paths.notebooks_dir()).glob("[0-9][0-9]_*.ipynb")):
+        match = NOTEBOOK_FILE.match(path.name)
+        if not match:
+            continue
+        number = match["number"]
+        if number in found:
+            raise ConfigError(str(path), f"has the number {number} of {found[number].path.name} too",
+                              "give every notebook of the series its own NN_ prefix")
+        found[number] = Notebook(number, path.stem, path)
+    return found
+
+
+def full_parameter(number: str, name: str) -> Any:
+    """The ``full`` profile's value of one parameter of notebook ``number`` (``"02"`` or ``"2"``)."""
+    nb = select(str(number))[0]
+    values = nb.full
+    if name not in values:
+        raise ConfigError(f"notebook {nb.name}", f"gives no full-profile value of {name}",
+                          f"add {name} to the parameters cell's metadata {FULL_KEY!r}")
+    return values[name]
+
+
+def _teaches(nb: dict, number: str = "") -> str:
+    cell = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    lines = [line.strip() for line in _source(cell).splitlines() if line.strip()] if cell else []
+    if not lines:
+        return ""
+    text = lines[0].lstrip("#").strip()
+    if number and text.startswith(number):
+        text = text[len(number):].lstrip(" ·:-—.").strip()
+    return text
+
+
 # --- the parameters cell -----------------------------------------------------------------
 def read_notebook(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(str(path), "no such notebook", f"pick one of {', '.join(NOTEBOOKS)}")
+        raise ConfigError(str(path), "no such notebook", f"pick one of {', '.join(find_notebooks())}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -97,13 +125,17 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
-def declared_parameters(path: str | Path) -> dict[str, Any]:
-    """``{NAME: value}`` of the notebook's ``parameters`` cell (plain ``NAME = literal`` lines only)."""
+def _parameters_cell(path: str | Path) -> dict:
     cells = parameter_cells(read_notebook(path))
     if len(cells) != 1:
         raise ConfigError(str(path), f"has {len(cells)} cells tagged 'parameters'", "tag exactly one cell 'parameters'")
+    return cells[0]
+
+
+def declared_parameters(path: str | Path) -> dict[str, Any]:
+    """``{NAME: value}`` of the notebook's ``parameters`` cell (plain ``NAME = literal`` lines only)."""
     out: dict[str, Any] = {}
-    for node in ast.parse(_source(cells[0])).body:
+    for node in ast.parse(_source(_parameters_cell(path))).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise ConfigError(str(path), f"parameters cell line {node.lineno} is not NAME = literal",
                               "keep only plain assignments of literals in the parameters cell")
@@ -113,6 +145,26 @@ def declared_parameters(path: str | Path) -> dict[str, Any]:
             raise ConfigError(str(path), f"parameter {node.targets[0].id} is not a literal ({err})",
                               "compute derived values in a later cell") from None
     return out
+
+
+def full_parameters(path: str | Path) -> dict[str, Any]:
+    """The ``full`` profile's values: the parameters cell's metadata ``full`` (``{}`` when absent).
+
+    Every name must be one the cell declares, with a value of the declared type.
+    """
+    values = _parameters_cell(path).get("metadata", {}).get(FULL_KEY, {})
+    if not isinstance(values, dict):
+        raise ConfigError(str(path), f"the parameters cell's metadata {FULL_KEY!r} is not a mapping",
+                          f'write it as {FULL_KEY}={{"NAME": value, ...}} on the cell marker of the .py')
+    declared = declared_parameters(path)
+    for name, value in values.items():
+        if name not in declared:
+            raise ConfigError(str(path), f"the full profile sets {name}, which the parameters cell does not declare",
+                              f"declare {name} in the parameters cell or drop it from {FULL_KEY!r}")
+        if not _compatible(declared[name], value):
+            raise ConfigError(str(path), f"the full profile sets {name} = {value!r}, the cell declares {declared[name]!r}",
+                              "give the full profile a value of the declared type")
+    return dict(values)
 
 
 def parse_value(text: str) -> Any:
@@ -167,26 +219,27 @@ def resolve_parameters(
     out = {}
     for nb in notebooks:
         mine = declared[nb.number]
-        values = {k: v for k, v in nb.full.items() if k in mine} if profile == "full" else {}
+        values = full_parameters(nb.path) if profile == "full" else {}
         values.update({k: v for k, v in overrides.items() if k in mine})
         out[nb.number] = values
     return out
 
 
 def select(only: str | Iterable[str] | None = None) -> list[Notebook]:
-    """Notebooks by number: ``"03,05"``, ``["3", "05"]`` or None (all, in order)."""
+    """Notebooks by number: ``"03,05"``, ``["3", "05"]``, ``["07_inspector"]`` or None (all, in order)."""
+    series = find_notebooks()
     if only is None:
-        return list(NOTEBOOKS.values())
+        return list(series.values())
     items = only.split(",") if isinstance(only, str) else list(only)
     picked = []
     for item in (str(i).strip() for i in items):
         if not item:
             continue
-        key = item.zfill(2) if item.isdigit() else next((n for n, nb in NOTEBOOKS.items() if nb.name == item), item)
-        if key not in NOTEBOOKS:
-            raise ConfigError(f"--only {item}", "is not a notebook of the series", f"use numbers among {', '.join(NOTEBOOKS)}")
-        if NOTEBOOKS[key] not in picked:
-            picked.append(NOTEBOOKS[key])
+        key = item.zfill(2) if item.isdigit() else next((n for n, nb in series.items() if nb.name == item), item)
+        if key not in series:
+            raise ConfigError(f"--only {item}", "is not a notebook of the series", f"use numbers among {', '.join(series)}")
+        if series[key] not in picked:
+            picked.append(series[key])
     return sorted(picked, key=lambda nb: nb.number)
 
 
@@ -287,31 +340,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-# --- hygiene of committed notebooks and the README table ------------------------------------
-def notebook_problems(path: str | Path) -> list[str]:
-    """What is wrong with a notebook as committed: outputs, widget state, kernel, parameters cell."""
-    nb = read_notebook(path)
-    problems = []
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    n_out = sum(len(c.get("outputs", [])) for c in code)
-    if n_out:
-        problems.append(f"{n_out} stored outputs (strip them)")
-    if any(c.get("execution_count") is not None for c in code):
-        problems.append("stored execution counts (strip them)")
-    if "widgets" in nb.get("metadata", {}):
-        problems.append("stored widget state in the metadata (strip it)")
-    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
-    if kernel != KERNEL:
-        problems.append(f"kernel {kernel!r}, expected {KERNEL!r}")
-    try:
-        declared_parameters(path)
-    except KitError as err:
-        problems.append(err.problem)
-    if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown":
-        problems.append("does not start with a markdown introduction")
-    return problems
-
-
+# --- the README table ---------------------------------------------------------------------
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 
 
@@ -320,7 +349,7 @@ def readme_section(seconds: Mapping[str, float], command: str) -> str:
     rows = "\n".join(
         f"| {nb.number} | [`{nb.name}`](notebooks/{nb.name}.ipynb) | {nb.teaches} | "
         f"{seconds[nb.number] / 60:.1f} |" if nb.number in seconds else f"| {nb.number} | `{nb.name}` | {nb.teaches} | – |"
-        for nb in NOTEBOOKS.values()
+        for nb in find_notebooks().values()
     )
     return f"""{README_START}
 ## Notebooks
@@ -341,6 +370,15 @@ order into a fresh folder (05–07 reuse runs that 03–04 trained).
 Cells*. `07_inspector` is an interactive panel: pick a session (dropdown or slider,
 "has purchase" filter) and read per step the values against the Monte-Carlo return,
 the reward model's probabilities and each policy's top-k with the logged item marked.
+
+**Edit them** as `notebooks/NN_name.py` (jupytext percent format, the source; linted by
+ruff) or in JupyterLab, where jupytext (`notebooks/jupytext.toml`) saves the `.py` and its
+paired `.ipynb` together — clear the outputs before the last save, the committed `.ipynb`
+are output-free. After editing a `.py` elsewhere, `.venv/bin/jupytext --update --to ipynb
+notebooks/NN_name.py` re-syncs its `.ipynb`; `tests/test_notebooks_paired.py` fails while a
+pair disagrees. The folder is the series (a new `NN_name.py` + `.ipynb` joins it; "what it
+teaches" is its first heading), and the `full` profile's values are the parameters cell's
+metadata: `# %% full={{"STEPS": 40000, ...}} tags=["parameters"]`.
 
 **Run the series headlessly** (papermill, kernel `python3`): `make demo` (all of them
 on the embedded simulator; executed notebooks and metrics in `build/notebooks/`,

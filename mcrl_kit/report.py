@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import KS
 from .errors import ConfigError, DataError
+from .runs import group_key
 
 KINDS = ("purchase", "click")
 MEASURES = ("HR", "NDCG")
-KS = (5, 10, 20)
 COLUMNS = [f"{kind} {m}@{k}" for kind in KINDS for m in MEASURES for k in KS]
 
 
@@ -52,14 +53,6 @@ def run_label(config: dict) -> str:
     if changed:
         label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
     return label
-
-
-def _group_key(config: dict) -> str:
-    cfg = json.loads(json.dumps(config))
-    cfg["train"].pop("seed", None)
-    for k in ("device", "threads", "progress", "compile"):
-        cfg["train"].pop(k, None)
-    return json.dumps(cfg, sort_keys=True)
 
 
 def read_json_object(path: Path, fix: str) -> dict:
@@ -135,7 +128,7 @@ def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool 
     groups: dict[str, list[tuple[dict, dict, str]]] = {}
     for run in runs:
         config, metrics = load_run_metrics(run, split)
-        key = _group_key(config) if merge_seeds else str(run)
+        key = group_key(config) if merge_seeds else str(run)
         groups.setdefault(key, []).append((config, metrics, str(run)))
     rows = []
     for members in groups.values():
@@ -179,7 +172,7 @@ def compare_bias(runs: list[str | Path], split: str = "test") -> pd.DataFrame:
         wrong = [c for c in BIAS_COLUMNS if c in summary and not _is_number(summary[c])]
         if wrong:
             raise DataError(str(path), f"{wrong[0]} is not a number (found {summary[wrong[0]]!r:.60})", fix)
-        groups.setdefault(_group_key(config), []).append((config, summary))
+        groups.setdefault(group_key(config), []).append((config, summary))
     rows = []
     for members in groups.values():
         row = {"label": run_label(members[0][0]), "seeds": len(members)}

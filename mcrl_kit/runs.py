@@ -26,10 +26,12 @@ for all of them:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pickle
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,6 +43,7 @@ from .data import PreparedData, load_prepared
 from .devices import resolve_device
 from .errors import ConfigError, KitError, TrainingError
 from .locks import locked
+from .models import backbone_class
 from .storage import read_json, write_json
 
 #: the layout of a run folder; 2 = ``format`` and ``data_fingerprint`` recorded
@@ -70,7 +73,8 @@ class RunConfig(Config):
     data_fingerprint: str = ""
 
     def validate(self) -> None:
-        # resolve (and so check) the algorithm's fields before any work starts
+        # each name checked by its own registry, and the algorithm's fields resolved, before any work starts
+        backbone_class(self.model.backbone)
         self.algo_params = algo_config(self.algo, self.algo_params).to_dict()
 
     def save(self, path: str | Path) -> Path:
@@ -217,11 +221,40 @@ def clear_kit_files(out: Path) -> list[Path]:
     return removed
 
 
-def resume_key(config: dict) -> dict:
-    """The settings a resumed run must share (device, threads and progress bars may change; the data
-    fingerprint is checked on its own, with its own message)."""
-    train = {k: v for k, v in config.get("train", {}).items() if k not in ("device", "threads", "progress")}
-    return {**{k: v for k, v in config.items() if k != "data_fingerprint"}, "train": train}
+# --- a run's identity: what determines its result ---------------------------------------
+#: how a run executes, not what it computes: the only settings a resume may change
+EXECUTION = ("device", "threads", "progress")
+
+
+def run_identity(config: Mapping[str, Any]) -> dict:
+    """A run's config (``RunConfig.to_dict()`` or its ``config.json``) less the execution settings.
+
+    The one definition behind every "same run?" question: a resume must match it, a study
+    reuses a folder by its hash (:func:`run_key`), a table merges the seeds of one
+    (:func:`group_key`).
+    """
+    cfg = json.loads(json.dumps(dict(config)))  # a deep copy of plain JSON
+    cfg.pop("format", None)
+    cfg["train"] = {k: v for k, v in cfg.get("train", {}).items() if k not in EXECUTION}
+    return cfg
+
+
+def resume_key(config: Mapping[str, Any]) -> dict:
+    """What a resumed run must share (the data fingerprint is checked on its own, with its own message)."""
+    return {k: v for k, v in run_identity(config).items() if k != "data_fingerprint"}
+
+
+def run_key(run: RunConfig) -> str:
+    """A short hash of the run's identity: the same settings always give the same key."""
+    return hashlib.sha1(json.dumps(run_identity(run.to_dict()), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def group_key(config: Mapping[str, Any]) -> str:
+    """The identity less the seed: runs that differ only in their seed are one row of a table (the data
+    folder is part of it; its fingerprint is not, so runs from before the fingerprint merge with later ones)."""
+    cfg = resume_key(config)
+    cfg["train"].pop("seed", None)
+    return json.dumps(cfg, sort_keys=True)
 
 
 def lock(out: Path):
@@ -258,7 +291,3 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Algo,
     algo = build_algo(run.algo, data.n_items, data.config.state_len, run.model, run.algo_params, seed=run.train.seed)
     load_state(algo, state, weights)
     return run, algo.to(dev).eval(), data
-
-
-def read_metrics(run_dir: str | Path) -> dict:
-    return read_json(Path(run_dir) / "metrics.json")

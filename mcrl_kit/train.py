@@ -64,14 +64,13 @@ from .runs import (
     load_state,
     load_weights,
     lock,
-    read_metrics,
     resume_key,
 )
 from .seeding import seed_everything, torch_generator
 from .storage import atomic_path, remove_stale_temps, write_json
 
-__all__ = ["RunConfig", "TrainResult", "distributed", "evaluate_algo", "load_run", "read_metrics", "resolve_device",
-           "score_fn", "steps_for", "train"]
+__all__ = ["RunConfig", "TrainResult", "distributed", "evaluate_algo", "load_run", "make_optimizer", "resolve_device",
+           "sample_batch", "score_fn", "steps_for", "train", "train_step"]
 
 
 @dataclasses.dataclass
@@ -174,6 +173,40 @@ def _autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def train_step(
+    algo: Algo,
+    step_fn,
+    optimizer: torch.optim.Optimizer | Optimizers,
+    batch: dict[str, torch.Tensor],
+    step: int,
+    base_lr: float,
+    *,
+    device: torch.device | None = None,
+    amp: bool = False,
+    name: str | None = None,
+) -> tuple[dict[str, torch.Tensor], float]:
+    """One optimisation step of the training loop; return the loss parts and the learning rate used.
+
+    In order: the step's learning rate (``algo.learning_rate(step, base_lr)``) into every
+    parameter group, ``step_fn(batch, step)`` (the algorithm, its DDP wrapper or its
+    ``torch.compile``; under bf16 autocast when ``amp`` on CUDA), the finiteness check
+    (a :class:`TrainingError` naming ``name``, default ``algo.name``), ``zero_grad``,
+    backward, ``optimizer.step()``, ``algo.after_step(step)`` (target networks,
+    schedules). ``train``'s loop and ``benchmarks/bench.py`` both run exactly this.
+    """
+    lr = algo.learning_rate(step, base_lr)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(device or torch.device("cpu"), amp):
+        parts = step_fn(batch, step)
+    _check_finite(parts, step, name or algo.name)
+    optimizer.zero_grad(set_to_none=True)
+    parts["total"].backward()
+    optimizer.step()
+    algo.after_step(step)
+    return parts, lr
 
 
 def score_fn(algo: Algo, device: torch.device, amp: bool = False):
@@ -391,18 +424,9 @@ def _fit(
     bar = tqdm(total=total_steps, initial=state["step"], desc=f"train {run.algo}", disable=not cfg.progress or rank != 0)
     algo.train()
     for step in range(state["step"], total_steps):
-        lr = algo.learning_rate(step, cfg.lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         idx = sample_batch(len(train_buf), cfg.batch_size, batches)[rank::world]
         batch = train_buf.batch(idx, acfg.reward_click, acfg.reward_buy, device=device)
-        with _autocast(device, cfg.amp):
-            parts = step_fn(batch, step)
-        _check_finite(parts, step, run.algo)
-        optimizer.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        optimizer.step()
-        algo.after_step(step)
+        parts, lr = train_step(algo, step_fn, optimizer, batch, step, cfg.lr, device=device, amp=cfg.amp, name=run.algo)
         faults.point("train:step")
 
         for k, v in parts.items():

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mcrl_kit import bench
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench  # benchmarks/bench.py
+import bench_readme  # tools/bench_readme.py
 
 FAKE_PEER = r'''
 import argparse, json, sys
@@ -100,7 +103,7 @@ def test_peer_ratio_in_the_summary_and_table(fake_peer, tmp_path):
     assert results[1]["gflops_achieved"] == pytest.approx(0.5 * 20.0) and results[1]["peak_fraction"] == pytest.approx(1.0)
     meta = {"date": "d", "machine": "m", "torch": "t", "threads": 1, "batch": 64, "steps": 3, "warmup": 1,
             "tcmalloc": False, "loadavg_start": 0.0, "loadavg_max": 0.0, "foreign_cpu_max": 0.0, "summary": summary}
-    text = bench.tables(meta, results, peer)
+    text = bench_readme.tables(meta, results, peer)
     assert "| RecBole SASRec | 8.00 | 512 |" in text
     assert "| kit supervised SASRec | 20.00 | 1,280 |" in text
     assert "**ratio (kit / RecBole)** | | **2.50×**" in text

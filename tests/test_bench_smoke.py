@@ -1,9 +1,10 @@
-"""``python -m mcrl_kit bench --quick`` runs end to end and writes well-formed results.
+"""``python benchmarks/bench.py --quick`` runs end to end and writes well-formed results.
 
 No clock is asserted on: the numbers depend on the machine and its load. What is
 checked is that every planned case ran and reported the fields the README table and
 the targets read, that the JSON and the CSV agree, and that the allocator and README
-plumbing behave (tcmalloc absent → plain malloc; the README section replaced in place).
+plumbing behave (tcmalloc absent → plain malloc; the README section replaced in place),
+and that the kit's own command line no longer has a bench nor restarts itself.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from mcrl_kit import bench
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # benchmarks/bench.py (it puts tools/ on the path for its README writer)
+
+import bench  # noqa: E402
+import bench_readme  # noqa: E402
 
 TRAIN_FIELDS = ("steps_per_s", "transitions_per_s", "peak_rss_mb", "gflop_step", "gflops_achieved", "peak_fraction")
 
@@ -26,9 +32,13 @@ TRAIN_FIELDS = ("steps_per_s", "transitions_per_s", "peak_rss_mb", "gflop_step",
 def test_quick_bench_writes_json_and_csv(tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, MCRL_HOME=str(tmp_path))  # --readme must not touch the checkout's README
+    env.pop("LD_PRELOAD", None)
+    if bench.tcmalloc_path():  # as `make bench` starts it
+        env["LD_PRELOAD"] = bench.tcmalloc_path()
     (tmp_path / "README.md").write_text("# kit\n\nintro\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "mcrl_kit", "bench", "--quick", "--no-peer", "--threads", "1", "--readme", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--no-peer", "--threads", "1", "--readme",
+         "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -55,7 +65,7 @@ def test_quick_bench_writes_json_and_csv(tmp_path):
     # the allocator each worker really had follows the variant (when tcmalloc is installed)
     if bench.tcmalloc_path():
         assert all(r["tcmalloc"] == ("glibc" not in r["variant"]) for r in results if r["kind"] == "train")
-    # `python -m mcrl_kit` restarted itself under tcmalloc when it is installed, not otherwise
+    # the orchestrator's own allocator: tcmalloc when preloaded (as `make bench` does), not otherwise
     assert data["allocator"] == ("tcmalloc" if bench.tcmalloc_path() else "malloc")
     assert data["summary"]["matmul_peak_gflops"] > 0
     assert 0 <= data["loadavg_start"]
@@ -67,14 +77,15 @@ def test_quick_bench_writes_json_and_csv(tmp_path):
 
     readme = (tmp_path / "README.md").read_text()
     assert readme.startswith("# kit\n\nintro\n") and "## Performance" in readme
-    assert readme.count(bench.README_START) == 1 and readme.count(bench.README_END) == 1
+    assert readme.count(bench_readme.README_START) == 1 and readme.count(bench_readme.README_END) == 1
+    assert "Reproduce: `python benchmarks/bench.py --quick`" in readme
     assert "| mcrl | sasrec |" in readme
 
 
 def test_readme_section_is_replaced_in_place(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# kit\n\n## Performance\n\n{bench.README_START}\nold\n{bench.README_END}\n\n## Next\n")
-    bench.update_readme(readme, "new table", "python -m mcrl_kit bench")
+    readme.write_text(f"# kit\n\n## Performance\n\n{bench_readme.README_START}\nold\n{bench_readme.README_END}\n\n## Next\n")
+    bench_readme.update_readme(readme, "new table", "make bench")
     text = readme.read_text()
     assert "old" not in text and "new table" in text and text.endswith("## Next\n")
     assert text.count("## Performance") == 1
@@ -96,13 +107,20 @@ def test_tcmalloc_switches_and_absence(monkeypatch, tmp_path):
     assert env["LD_PRELOAD"] == "/x/other.so" and env["MCRL_TCMALLOC"] == "0"
 
 
-def test_python_m_mcrl_kit_runs_without_tcmalloc(tmp_path):
-    # MCRL_TCMALLOC=0: no restart, the command still works (the kit must degrade gracefully)
-    env = dict(os.environ, MCRL_TCMALLOC="0")
+def test_python_m_mcrl_kit_has_no_bench_and_no_restart():
+    # both entry points (`python -m mcrl_kit`, the `mcrl-kit` script) run the same main, in this process
+    env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    code = "import runpy, sys; sys.argv = ['mcrl_kit', '--help']; runpy.run_module('mcrl_kit', run_name='__main__')"
+    code = ("import runpy, sys; sys.argv = ['mcrl_kit', '--help']\n"
+            "try:\n    runpy.run_module('mcrl_kit', run_name='__main__')\n"
+            "except SystemExit as e:\n    print('EXIT', e.code, 'tcmalloc' in open('/proc/self/maps').read())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == 0 and "bench" in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("EXIT 0 False")  # not restarted (an exec would not come back here)
+    commands = proc.stdout.split("positional arguments:")[1].split("options:")[0]
+    assert "prepare" in commands and "bench" not in commands
+    proc = subprocess.run([sys.executable, "-m", "mcrl_kit", "bench"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 2 and "invalid choice: 'bench'" in proc.stderr
 
 
 def test_plan_variants_filter_the_ablations():
@@ -167,7 +185,7 @@ def test_targets_table_is_computed_from_the_results():
         {"kind": "eval", "backbone": "sasrec", "items": 26_702, "states_per_s": 1.0},  # another catalogue: not a target
     ]
     bench.summarise(results, peak=100.0, peer=None)
-    table = bench.targets_table(results, {"transitions_per_s": 100.0, "items": 70_852}, {"peer_ratio": 1.6,
+    table = bench_readme.targets_table(results, {"transitions_per_s": 100.0, "items": 70_852}, {"peer_ratio": 1.6,
                                                                                      "peer_ours_transitions_per_s": 160.0})
     rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").split(" | ")[-1] for line in table.splitlines()
             if line.startswith("| ") and not line.startswith("| target")}
@@ -178,3 +196,19 @@ def test_targets_table_is_computed_from_the_results():
     assert rows["evaluation ≥ 3,000 states/s"] == "**met in part**"  # 2,000 synthetic, 3,500 data
     assert rows["MCRL peak RSS < 1.5 GB on prepared data"] == "**not met**"  # 1,500 MiB = 1.57 GB
     assert "1.20× sasrec" in table  # the FLOP bound: 10.0 / 8.3
+
+
+def test_backbones_bench_runs_on_a_tiny_catalogue():
+    """``benchmarks/backbones.py`` (was ``mcrl_kit.models.bench``): every backbone timed, its size reported."""
+    import backbones
+    import torch
+
+    from mcrl_kit.config import ModelConfig
+    from mcrl_kit.models import BACKBONES, build_backbone
+
+    rows = backbones.bench(n_items=50, batch=8, steps=1)
+    assert [r["backbone"] for r in rows] == list(BACKBONES)
+    assert all(r[col] > 0 for r in rows for col in ("train", "sparse", "eval", "+head"))
+    torch.manual_seed(0)
+    sizes = [sum(p.numel() for p in build_backbone(ModelConfig(backbone=n), 50, 10).parameters()) for n in BACKBONES]
+    assert [r["parameters"] for r in rows] == sizes

@@ -51,6 +51,7 @@ BAD_TRAIN = {
     "unknown-backbone": (["--backbone", "transformer"], ["unknown value 'transformer'", "gru, caser, nextitnet, sasrec"]),
     "unknown-algo": (["--algo", "dqn"], ["unknown name 'dqn'", "supervised", "sqn", "sa2c", "mcrl"]),
     "unknown-metric": (["--select-metric", "purchase/MRR"], ["unknown value 'purchase/MRR'", "purchase/NDCG@10"]),
+    "uncomputed-cutoff": (["--select-metric", "purchase/NDCG@15"], ["unknown value 'purchase/NDCG@15'", "purchase/NDCG@20"]),
     "unknown-device": (["--device", "tpu"], ["unknown device 'tpu'", "auto, cpu, cuda or cuda:N"]),
     "bad-cuda-index": (["--device", "cuda:x"], ["unknown device 'cuda:x'"]),
     "mcrl-choice": (["--algo", "mcrl", "--set", "conservative=magic"], ["unknown value 'magic'", "cql, expectile, none"]),

@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,9 +39,16 @@ from mcrl_kit.data.replay import ReplayBuffer
 from mcrl_kit.errors import TrainingError
 from mcrl_kit.evaluate import evaluate
 from mcrl_kit.report import COLUMNS
-from mcrl_kit.train import RunConfig, read_metrics, score_fn, steps_for, train
+from mcrl_kit.storage import read_json
+from mcrl_kit.train import RunConfig, score_fn, steps_for, train
 
 KINDS, KS = ("click", "purchase"), (5, 10, 20)
+
+
+def read_metrics(run: Path) -> dict:
+    return read_json(Path(run) / "metrics.json")
+
+
 STEPS, EVAL_EVERY = 20, 10
 
 

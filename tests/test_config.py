@@ -26,8 +26,6 @@ def test_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "bad",
     [
-        dict(source="kaggle"),
-        dict(scale="huge"),
         dict(split=(0.5, 0.5)),
         dict(state_len=0),
         dict(source="retailrocket"),  # needs a path
@@ -54,3 +52,34 @@ def test_types_are_checked_and_coerced():
         TrainConfig.from_dict({"batch_size": "big"})
     with pytest.raises(ConfigError):
         AlgoConfig.from_dict({"gamma": 1.5})
+
+
+def test_each_registry_checks_its_own_names():
+    """config.py imports no registry: the simulator checks scales, the models backbones, RunConfig both kinds."""
+    from mcrl_kit.data.simulator import check_scale
+    from mcrl_kit.models import backbone_class
+    from mcrl_kit.runs import RunConfig
+
+    for check, name in ((check_scale, "huge"), (backbone_class, "transformer")):
+        with pytest.raises(ConfigError, match=f"unknown value '{name}'"):
+            check(name)
+    with pytest.raises(ConfigError, match=r"ModelConfig\.backbone"):
+        RunConfig.from_dict({"model": {"backbone": "transformer"}})
+    from mcrl_kit.data import prepare
+    from mcrl_kit.data.sources import source_reader
+
+    with pytest.raises(ConfigError, match="unknown value 'kaggle'"):
+        source_reader("kaggle")
+    with pytest.raises(ConfigError, match=r"DataConfig\.scale"):
+        prepare(DataConfig(scale="huge"), out="/nonexistent/never-made")
+    with pytest.raises(ConfigError, match=r"DataConfig\.source"):
+        prepare(DataConfig(source="kaggle", paths=("x.csv",)), out="/nonexistent/never-made")
+
+
+def test_metric_cutoffs_are_defined_once():
+    from mcrl_kit import config, evaluate, report
+
+    assert evaluate.KS is config.KS and report.KS is config.KS
+    assert not any("@15" in m for m in config.SELECT_METRICS)
+    with pytest.raises(ConfigError, match="NDCG@15"):
+        TrainConfig(select_metric="purchase/NDCG@15")

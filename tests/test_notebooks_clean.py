@@ -3,17 +3,64 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from mcrl_kit import paths
-from mcrl_kit.notebooks import NOTEBOOKS, declared_parameters, notebook_problems
+from mcrl_kit.errors import KitError
+from mcrl_kit.notebooks import KERNEL, declared_parameters, find_notebooks, full_parameters, read_notebook
 
 COMMITTED = sorted(paths.notebooks_dir().glob("*.ipynb"))
 
 
+def notebook_problems(path: str | Path) -> list[str]:
+    """What is wrong with a notebook as committed: outputs, widget state, kernel, parameters cell."""
+    nb = read_notebook(path)
+    problems = []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    n_out = sum(len(c.get("outputs", [])) for c in code)
+    if n_out:
+        problems.append(f"{n_out} stored outputs (strip them)")
+    if any(c.get("execution_count") is not None for c in code):
+        problems.append("stored execution counts (strip them)")
+    if "widgets" in nb.get("metadata", {}):
+        problems.append("stored widget state in the metadata (strip it)")
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel != KERNEL:
+        problems.append(f"kernel {kernel!r}, expected {KERNEL!r}")
+    try:
+        declared_parameters(path)
+        full_parameters(path)
+    except KitError as err:
+        problems.append(err.problem)
+    if not nb["cells"] or nb["cells"][0]["cell_type"] != "markdown":
+        problems.append("does not start with a markdown introduction")
+    return problems
+
+
 def test_the_registry_is_the_folder():
-    assert [p.name for p in COMMITTED] == [f"{nb.name}.ipynb" for nb in NOTEBOOKS.values()]
+    series = find_notebooks()
+    assert [p.name for p in COMMITTED] == [nb.path.name for nb in series.values()]
+    assert list(series) == [f"{i:02d}" for i in range(1, len(COMMITTED) + 1)]  # numbered 01, 02, … without gaps
+    for number, nb in series.items():
+        assert nb.name.startswith(f"{number}_") and nb.path == paths.notebooks_dir() / f"{nb.name}.ipynb"
+        # what it teaches: the first markdown line, without its '#' and the number
+        assert nb.teaches and not nb.teaches.startswith(("#", number)), nb.teaches
+    assert series["01"].teaches == "Sessions as a Markov decision process"
+
+
+def test_the_registry_reads_any_folder(tmp_path):
+    nb = json.loads(COMMITTED[0].read_text())
+    nb["cells"][0]["source"] = "## 12 · Something new\n\nmore"
+    (tmp_path / "12_new.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "notes.ipynb").write_text("{}")  # not NN_name: not part of the series
+    (tmp_path / "3_short.ipynb").write_text("{}")
+    series = find_notebooks(tmp_path)
+    assert list(series) == ["12"] and series["12"].name == "12_new" and series["12"].teaches == "Something new"
+    (tmp_path / "12_twin.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(KitError, match="number 12"):
+        find_notebooks(tmp_path)
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
@@ -53,9 +100,16 @@ def _second_parameters_cell(nb):
                         "execution_count": None})
 
 
+def _parameters(nb):
+    return next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
 def _computed_parameter(nb):
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    cell["source"] = "STEPS = 2 * 100"
+    _parameters(nb)["source"] = "STEPS = 2 * 100"
+
+
+def _full(values):
+    return lambda nb: _parameters(nb)["metadata"].__setitem__("full", values)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +120,9 @@ def _computed_parameter(nb):
         (lambda nb: nb["metadata"]["kernelspec"].__setitem__("name", "mcrl"), "kernel 'mcrl'"),
         (_second_parameters_cell, "2 cells tagged 'parameters'"),
         (_computed_parameter, "not a literal"),
+        (_full({"NOT_DECLARED": 1}), "does not declare"),
+        (_full({"SCALE": 3}), "the cell declares 'tiny'"),
+        (_full(["SCALE"]), "is not a mapping"),
     ],
 )
 def test_the_check_catches_dirty_notebooks(tmp_path, change, problem):

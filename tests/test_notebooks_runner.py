@@ -15,7 +15,10 @@ import pytest
 from mcrl_kit import cli
 from mcrl_kit.errors import KitError
 from mcrl_kit.notebooks import (
-    NOTEBOOKS,
+    _compatible,
+    declared_parameters,
+    find_notebooks,
+    full_parameter,
     parse_value,
     readme_section,
     resolve_parameters,
@@ -34,7 +37,7 @@ def test_parse_value():
 def test_select():
     assert [nb.number for nb in select("05,3")] == ["03", "05"]
     assert [nb.number for nb in select(["07_inspector"])] == ["07"]
-    assert len(select(None)) == len(NOTEBOOKS) == 7
+    assert len(select(None)) == len(find_notebooks()) == 7
     with pytest.raises(KitError, match="not a notebook"):
         select("08")
 
@@ -65,6 +68,24 @@ def test_full_profile_sets_real_sizes():
         resolve_parameters(select("03"), profile="huge")
 
 
+def test_full_profile_resolves_for_every_notebook():
+    """Each notebook's full values (its parameters cell's metadata) are declared parameters of the declared types."""
+    params = resolve_parameters(select(None), profile="full")
+    assert list(params) == list(find_notebooks())
+    for number, values in params.items():
+        declared = declared_parameters(find_notebooks()[number].path)
+        assert values, f"notebook {number} has no full-profile values"
+        for name, value in values.items():
+            assert name in declared and _compatible(declared[name], value), (number, name, value)
+    assert params["01"] == params["02"] == {"SCALE": "retailrocket"}
+    assert params["05"]["ROLLOUTS"] == 64 and params["06"]["NEGATIVES"] == [1, 5, 10, 20]
+    assert full_parameter("2", "SCALE") == "retailrocket"  # what `demo --profile full` simulates
+    with pytest.raises(KitError, match="no full-profile value of ROLLOUTS"):
+        full_parameter("02", "ROLLOUTS")
+    # overrides still win over the profile
+    assert resolve_parameters(select("03"), "full", {"STEPS": 10})["03"]["STEPS"] == 10
+
+
 def test_cli_refuses_undeclared_parameter(capsys):
     code = cli.main(["notebooks", "--only", "03", "-p", "STEPZ", "10"])
     err = capsys.readouterr().err
@@ -74,12 +95,13 @@ def test_cli_refuses_undeclared_parameter(capsys):
 def test_readme_section(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# kit\n\nintro\n\n<!-- notebooks:start -->\nSTALE TABLE\n<!-- notebooks:end -->\n\n## Later\n")
-    update_readme({nb: 60.0 * i for i, nb in enumerate(NOTEBOOKS, 1)}, "CMD", readme)
+    update_readme({nb: 60.0 * i for i, nb in enumerate(find_notebooks(), 1)}, "CMD", readme)
     text = readme.read_text()
     assert text.startswith("# kit\n\nintro\n\n<!-- notebooks:start -->") and text.endswith("<!-- notebooks:end -->\n\n## Later\n")
     assert "STALE TABLE" not in text and "| 03 | [`03_baselines`](notebooks/03_baselines.ipynb) |" in text and "| 3.0 |" in text
     assert "`CMD`" in text and "jupyter lab notebooks/" in text and "-p STEPS 2000" in text
     assert "| – |" in readme_section({"01": 30}, "x")
+    assert "| Baselines: supervised, SQN and SA2C |" in text  # what it teaches: the notebook's heading
 
 
 @pytest.mark.slow
@@ -91,13 +113,14 @@ def test_series_through_the_runner_with_overrides(tmp_path, monkeypatch):
     out = tmp_path / "out"
     overrides = {"STEPS": 60, "EVAL_EVERY": 30, "EXAMPLES": 3, "WITH_SAMPLE": False, "TOP_K": 3}
     done = run_notebooks(None, "smoke", overrides, out, log=lambda *a: None)
-    assert [e.notebook.number for e in done] == list(NOTEBOOKS)
+    series = find_notebooks()
+    assert [e.notebook.number for e in done] == list(series)
     assert list(elsewhere.iterdir()) == []  # nothing written relative to the working directory
     m = {e.notebook.number: e.metrics for e in done}
     for number, metrics in m.items():
-        assert metrics["notebook"] == NOTEBOOKS[number].name
+        assert metrics["notebook"] == series[number].name
         assert metrics["parameters"]["OUT_DIR"] == str(out.resolve())
-        assert (out / f"{NOTEBOOKS[number].name}.ipynb").exists()
+        assert (out / f"{series[number].name}.ipynb").exists()
     figures = os.environ["MCRL_FIGURES"]
     assert os.path.exists(os.path.join(figures, "05_bias_by_step.png"))
 

@@ -2,7 +2,7 @@
 the training step of every algorithm, and the sparse-embedding switch's plumbing.
 
 Values are compared at float32 rounding (the chunked sums add in another order);
-no test here looks at a clock — ``python -m mcrl_kit bench`` measures the speed.
+no test here looks at a clock — ``benchmarks/bench.py`` (``make bench``) measures the speed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ diagnostics.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -114,10 +113,6 @@ class Algo(nn.Module):
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-
-
-def config_fields(cls: type[AlgoConfig]) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
 
 
 def item_cross_entropy(head: nn.Linear, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

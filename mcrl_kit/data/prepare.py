@@ -38,6 +38,7 @@ from ..errors import ConfigError, DataError
 from ..locks import locked
 from ..seeding import numpy_rng
 from ..storage import atomic_dir, read_json, write_json
+from . import simulator
 from .replay import ReplayBuffer
 from .schema import EventLog
 from .split import SPLITS, split_sessions
@@ -48,18 +49,10 @@ INPUTS_FILE = "inputs.json"
 
 
 def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame | None = None) -> EventLog:
-    """Read (or simulate) the configured source as a validated event log."""
-    from . import simulator, sources
+    """Read (or simulate) the configured source as a validated event log (its reader in ``data.sources.SOURCES``)."""
+    from .sources import source_reader
 
-    if config.source == "simulator":
-        return simulator.simulate(config.scale, seed=config.seed, sessions=config.sessions, progress=progress)
-    if config.source == "retailrocket":
-        return sources.read_retailrocket(config.paths[0], config, progress=progress)
-    if config.source == "yoochoose":
-        return sources.read_yoochoose(config.paths, config, rng=numpy_rng(config.seed, "yoochoose-sample"), progress=progress)
-    if config.source == "events":
-        return sources.read_events(frame if frame is not None else config.paths[0], columns=config.columns, progress=progress)
-    raise AssertionError(config.source)  # DataConfig.validate refuses other names
+    return source_reader(config.source)(config, progress=progress, frame=frame)
 
 
 def input_files(config: DataConfig) -> list[list]:
@@ -94,6 +87,11 @@ def prepare(
     in-memory event log for ``source="events"``.
     """
     config = config or DataConfig()
+    from .sources import source_reader
+
+    source_reader(config.source)  # the sources' registry checks its own names, before any work
+    if config.source == "simulator":
+        simulator.check_scale(config.scale)  # the simulator's registry checks its own names
     if out is None:
         out = paths.cache_dir() / cache_key(config)
     out = Path(out)

@@ -54,13 +54,14 @@ live session (or rollout) advances one event per NumPy step.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..seeding import numpy_rng
 from .schema import EventLog, validate_events
 
@@ -199,14 +200,21 @@ class World:
         return h.hexdigest()[:12]
 
 
+def check_scale(scale: str) -> Scale:
+    """The scale named ``scale``; a clear error listing the scales for any other name."""
+    if scale not in SCALES:
+        close = difflib.get_close_matches(str(scale), list(SCALES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError("DataConfig.scale", f"unknown value {scale!r}{hint}", f"use one of: {', '.join(SCALES)}")
+    return SCALES[scale]
+
+
 def build_world(scale: str, seed: int = 0, rng: np.random.Generator | None = None) -> World:
     """The deterministic world of ``scale`` and ``seed`` (independent of the session count).
 
     ``rng``: an explicit generator to draw the world from instead of the seed's own.
     """
-    if scale not in SCALES:
-        raise DataError(f"simulator scale {scale!r}", "is not a scale", f"use one of {', '.join(SCALES)}")
-    sc = SCALES[scale]
+    sc = check_scale(scale)
     rng = numpy_rng(seed, "simulator", "world") if rng is None else rng
     n = sc.n_items
     popularity = popularity_law(n)[rng.permutation(n).argsort()]  # item i gets a random rank

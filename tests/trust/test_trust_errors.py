@@ -420,11 +420,25 @@ BAD_BENCH = {
 }
 
 
+def bench_main(args: list[str]) -> tuple[int, str]:
+    """``python benchmarks/bench.py ARGS`` in this process: (exit status, stderr)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
+    spec = importlib.util.spec_from_file_location("mcrl_benchmarks_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        rc = module.main([str(a) for a in args])
+    return rc, err.getvalue()
+
+
 @CLEAN
 @pytest.mark.parametrize("case", list(BAD_BENCH))
 def test_a_bad_bench_size_is_refused_before_any_work(tmp_path, case):
     extra, option = BAD_BENCH[case]
-    rc, err = cli(["bench", "--quick", "--no-peer", "--out", tmp_path / "bench", *extra])
+    rc, err = bench_main(["--quick", "--no-peer", "--out", tmp_path / "bench", *extra])
     assert_clean(rc, err, f"bench {option}")
     assert not (tmp_path / "bench").exists()
 

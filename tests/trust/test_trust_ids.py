@@ -1,6 +1,6 @@
 """Trust: huge and odd ids (issue: ids near 2**70 merged visitors, ids in [2**63, 2**64) went negative).
 
-Every source reads ids by one rule (``mcrl_kit/data/sources.py``): a column whose every
+Every source reads ids by one rule (``mcrl_kit/data/sources/_files.py``): a column whose every
 value is a plain integer (what ``str(int)`` writes) holds those integers exactly, at any
 size, in numeric order; anything else is text and sorts as strings (``events``) or is
 refused naming the line (RetailRocket, Yoochoose: their ids are integers). The expected
@@ -126,7 +126,7 @@ def test_retailrocket_mix_of_huge_and_small_ids_keeps_numeric_order(tmp_path):
 
 def test_retailrocket_chunks_of_small_then_huge_ids(tmp_path, monkeypatch):
     """A small-id chunk and a huge-id chunk make one exact column (no int64/object mix-up)."""
-    from mcrl_kit.data import sources
+    from mcrl_kit.data.sources import _files as sources  # the shared CSV reading holds the chunk size
 
     monkeypatch.setattr(sources, "CHUNK_ROWS", 4)
     visitors = [5, 6, 2**64 + 5, 2**64 + 6]

@@ -1,13 +1,13 @@
-"""``python -m mcrl_kit bench``: how fast the kit trains and evaluates, measured here.
+"""``python benchmarks/bench.py`` (``make bench``): how fast the kit trains and evaluates, measured here.
 
 What it measures (each configuration in a **fresh subprocess**, so that its peak
 resident memory is its own):
 
 - **training** of supervised, SQN, SA2C and MCRL with SASRec and GRU4Rec at 26,702 and
   70,852 items, batch 256: steps/s and transitions/s over ``--steps`` timed steps after
-  ``--warmup`` ones, each step exactly the training loop's (``train._fit``): learning
-  rate, batch, loss, finiteness check, ``zero_grad(set_to_none)``, backward, Adam,
-  target update, loss bookkeeping. Two sources: ``synthetic`` (a pool of batches already
+  ``--warmup`` ones, each step exactly the training loop's: ``mcrl_kit.train.train_step``
+  (learning rate, loss, finiteness check, ``zero_grad(set_to_none)``, backward, Adam,
+  target update) on a batch, plus the loop's loss bookkeeping. Two sources: ``synthetic`` (a pool of batches already
   in memory) and ``data`` (the simulator prepared at ``retailrocket`` scale, loaded
   from disk with its three replay buffers, a batch sampled and gathered every step as
   ``train`` does, then 8,192 validation states ranked — so loading, sampling and the
@@ -39,13 +39,22 @@ a case during which others still took more than ``--max-foreign`` cores is measu
 again (``--retries``) and the least disturbed attempt kept.
 
 Output: a table on stdout, ``build/bench/bench.json`` (everything, with the machine
-description) and ``build/bench/bench.csv`` (one row per case); ``--readme`` writes the
-tables into README.md between ``<!-- bench:start -->`` and ``<!-- bench:end -->``.
+description) and ``build/bench/bench.csv`` (one row per case); the tables are printed
+and, with ``--readme``, written into README.md between ``<!-- bench:start -->`` and
+``<!-- bench:end -->`` by ``tools/bench_readme.py``.
 ``--quick`` (small catalogues, a few steps, one worker process) finishes in well under a
 minute: the smoke test runs it.
 
-This module imports only the standard library at the top: ``__main__`` uses
-:func:`reexec_with_tcmalloc` before torch is loaded.
+The allocator: glibc's malloc returns every freed buffer above 32 MB to the kernel, so
+each step's fresh item-sized tensors page-fault all over again (at 70,852 items the
+plain step spends a third of its time there); tcmalloc keeps them. Every worker is
+started with tcmalloc preloaded when it is installed (Debian: ``libtcmalloc-minimal4``;
+``MCRL_TCMALLOC=/path/lib.so`` names another, ``MCRL_TCMALLOC=0`` turns it off), except
+the ``glibc`` variants; ``make bench`` preloads it into this process too.
+
+Only the kit's public API is used: the step is ``mcrl_kit.train.train_step``, the
+optimiser ``make_optimizer``, the batches ``sample_batch``, the evaluation
+``evaluate_algo``. ``--worker`` is the protocol between this script and its workers.
 """
 
 from __future__ import annotations
@@ -62,7 +71,13 @@ import sys
 import time
 from pathlib import Path
 
-from .storage import atomic_path, replace_section, write_text
+from mcrl_kit.storage import atomic_path, write_text
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import bench_readme  # noqa: E402  (tools/bench_readme.py: the README tables)
 
 TRAIN_ALGOS = ("supervised", "sqn", "sa2c", "mcrl")
 BACKBONES = ("sasrec", "gru")
@@ -87,7 +102,6 @@ TCMALLOC_CANDIDATES = (
     "/usr/lib/libtcmalloc_minimal.so.4",
     "/usr/local/lib/libtcmalloc_minimal.so.4",
 )
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 # --- the allocator ----------------------------------------------------------------------
@@ -109,25 +123,6 @@ def tcmalloc_loaded() -> bool:
         return "tcmalloc" in Path("/proc/self/maps").read_text()
     except OSError:
         return False
-
-
-def reexec_with_tcmalloc() -> None:
-    """Restart ``python -m mcrl_kit`` once with tcmalloc preloaded, when it is installed.
-
-    Why: glibc's malloc returns every freed buffer above 32 MB to the kernel, so each
-    step's fresh item-sized tensors page-fault all over again (at 70,852 items the plain
-    step spends a third of its time there); tcmalloc keeps them. Skipped when tcmalloc is
-    absent, already preloaded, turned off (``MCRL_TCMALLOC=0``) or not on Linux.
-    """
-    path = tcmalloc_path()
-    preload = os.environ.get("LD_PRELOAD", "")
-    if path is None or "tcmalloc" in preload or not sys.platform.startswith("linux"):
-        return
-    env = dict(os.environ, LD_PRELOAD=f"{path}:{preload}" if preload else path)
-    try:
-        os.execve(sys.executable, [sys.executable, "-m", "mcrl_kit", *sys.argv[1:]], env)
-    except OSError:
-        return  # could not restart: carry on with the allocator we have
 
 
 def _worker_env(tcmalloc: bool) -> dict[str, str]:
@@ -185,10 +180,10 @@ def wait_quiet(limit_s: float, cores: float = 0.15, probe_s: float = 2.0) -> flo
 
 
 # --- the worker: one configuration, measured in its own process ---------------------------
-def _synthetic_buffer(n_items: int, sessions: int, seed: int = 0):
+def synthetic_buffer(n_items: int, sessions: int, seed: int = 0):
     import numpy as np
 
-    from .data.replay import ReplayBuffer
+    from mcrl_kit.data.replay import ReplayBuffer
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(3, 12, sessions)  # mean 7, as the RetailRocket sessions
@@ -199,8 +194,8 @@ def _synthetic_buffer(n_items: int, sessions: int, seed: int = 0):
 
 
 def _prepared(scale: str):
-    from .config import DataConfig
-    from .data import prepare
+    from mcrl_kit.config import DataConfig
+    from mcrl_kit.data import prepare
 
     return prepare(DataConfig(source="simulator", scale=scale, seed=0), progress=False)
 
@@ -209,10 +204,10 @@ def _train_case(case: dict) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .algos import build_algo
-    from .config import ModelConfig, TrainConfig
-    from .fused import use_fused
-    from .train import _check_finite, evaluate_algo, make_optimizer, sample_batch
+    from mcrl_kit.algos import build_algo
+    from mcrl_kit.config import ModelConfig, TrainConfig
+    from mcrl_kit.fused import use_fused
+    from mcrl_kit.train import evaluate_algo, make_optimizer, sample_batch, train_step
 
     device = torch.device("cpu")
     rss_start = _peak_rss()
@@ -224,7 +219,7 @@ def _train_case(case: dict) -> dict:
         n_items = data.n_items
     else:
         n_items = case["items"]
-        train_buf = _synthetic_buffer(n_items, sessions=4096)
+        train_buf = synthetic_buffer(n_items, sessions=4096)
     load_s = time.perf_counter() - t0
 
     torch.manual_seed(0)
@@ -243,17 +238,9 @@ def _train_case(case: dict) -> dict:
     sums: dict = {}
 
     def step(i: int, fn) -> None:
-        # the body of train._fit's loop, minus logging and evaluation
-        lr = algo.learning_rate(i, 0.005)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        # the body of train's loop (the one step it runs, and its loss sums), minus logging and evaluation
         batch = pool[i % len(pool)] if pool is not None else draw()
-        parts = fn(batch, i)
-        _check_finite(parts, i, case["algo"])
-        optimizer.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        optimizer.step()
-        algo.after_step(i)
+        parts, _ = train_step(algo, fn, optimizer, batch, i, 0.005, device=device, name=case["algo"])
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
 
@@ -294,13 +281,13 @@ def _train_case(case: dict) -> dict:
 def _eval_case(case: dict) -> dict:
     import torch
 
-    from .algos import build_algo
-    from .config import ModelConfig, TrainConfig
-    from .train import evaluate_algo
+    from mcrl_kit.algos import build_algo
+    from mcrl_kit.config import ModelConfig, TrainConfig
+    from mcrl_kit.train import evaluate_algo
 
     device = torch.device("cpu")
     n_items = case["items"]
-    buf = _synthetic_buffer(n_items, sessions=case["states"] // 7 + 1)
+    buf = synthetic_buffer(n_items, sessions=case["states"] // 7 + 1)
     buf = buf.subset(torch.arange(len(buf)) < case["states"])
     torch.manual_seed(0)
     algo = build_algo(case["algo"], n_items, 10, ModelConfig(backbone=case["backbone"]), ALGO_PARAMS.get(case["algo"], {}))
@@ -391,7 +378,7 @@ def _run_group(group: list[dict], args: argparse.Namespace) -> list[dict]:
     (busy0, steal0), load, own0, t0 = _cpu_seconds(), loadavg(), _children_cpu(), time.perf_counter()
     env = _worker_env(group[0]["tcmalloc"])
     proc = subprocess.run(
-        [sys.executable, "-m", "mcrl_kit.bench", "--worker", json.dumps(group)],
+        [sys.executable, str(HERE / "bench.py"), "--worker", json.dumps(group)],
         env=env, capture_output=True, text=True, check=False,
     )
     wall, (busy1, steal1) = time.perf_counter() - t0, _cpu_seconds()
@@ -447,9 +434,8 @@ def _disturbance(r: dict) -> str:
 
 def run_peer(args: argparse.Namespace, out: Path) -> dict | None:
     """RecBole's SASRec on the same prepared data, in ``.venv-peer``; None when that env is absent."""
-    root = Path(__file__).resolve().parent.parent
-    python = Path(args.peer_python) if args.peer_python else root / ".venv-peer" / "bin" / "python"
-    script = root / "benchmarks" / "peer_recbole.py"
+    python = Path(args.peer_python) if args.peer_python else ROOT / ".venv-peer" / "bin" / "python"
+    script = HERE / "peer_recbole.py"
     if not python.exists():
         print(f"peer: {python} not found — create it with `make bench-peer-env` (or bash benchmarks/make_peer_env.sh), then rerun")
         return None
@@ -498,7 +484,7 @@ def write_recbole_atomic(data, folder: Path) -> Path:
     return path.parent
 
 
-# --- summary, files, README ------------------------------------------------------------------
+# --- summary, files (the README tables: tools/bench_readme.py) ------------------------------
 def summarise(results: list[dict], peak: float, peer: dict | None) -> dict:
     for r in results:
         if r["kind"] == "train":
@@ -540,132 +526,10 @@ def write_outputs(out: Path, meta: dict, results: list[dict], peer: dict | None)
             writer.writerow({k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()})
 
 
-def _fmt(v, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def tables(meta: dict, results: list[dict], peer: dict | None) -> str:
-    """The Markdown tables of the README section."""
-    s = meta["summary"]
-    lines = [
-        f"Measured {meta['date']} on {meta['machine']} — torch {meta['torch']}, {meta['threads']} threads, "
-        f"batch {meta['batch']}, {meta['steps']} timed steps after {meta['warmup']} warm-up; "
-        f"allocator tcmalloc: {meta['tcmalloc']}. fp32 matmul peak (2048³): **{s['matmul_peak_gflops']:.0f} GFLOP/s**. "
-        f"Load: 1-min loadavg {meta['loadavg_start']:.2f} at the start, ≤ {meta['loadavg_max']:.2f} before any case; "
-        f"other processes used ≤ {meta['foreign_cpu_max']:.2f} cores during any case"
-        + (f", of which the hypervisor took ≤ {meta['steal_cpu_max']:.2f} (steal time)" if "steal_cpu_max" in meta else "")
-        + ".",
-        "",
-        "**Training** (default path: fused cross-entropy, dense fused Adam, tcmalloc):",
-        "",
-        "| algo | backbone | items | source | steps/s | transitions/s | ×SQN | peak RSS MB | GFLOP/step | GFLOP/s | of peak |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if r["kind"] == "train" and r["variant"] == "default":
-            lines.append(
-                f"| {r['algo']} | {r['backbone']} | {r['items']:,} | {r['source']} | {r['steps_per_s']:.2f} | "
-                f"{r['transitions_per_s']:,.0f} | {_fmt(r.get('vs_sqn'))} | {r['peak_rss_mb']:,.0f} | "
-                f"{r['gflop_step']:.2f} | {r['gflops_achieved']:.1f} | {r['peak_fraction']:.1%} |"
-            )
-    lines += ["", "**Evaluation** (full ranking: encoder, item head and ranks counted block by block, no `[batch, items]` logits; eval batch as `TrainConfig.eval_batch_size`):", "",
-              "| backbone | items | states | eval batch | states/s |", "|---|---:|---:|---:|---:|"]
-    for r in results:
-        if r["kind"] == "eval":
-            lines.append(f"| {r['backbone']} | {r['items']:,} | {r['states']:,} | {r['eval_batch']} | {r['states_per_s']:,.0f} |")
-    for r in results:
-        if r["kind"] == "train" and r["source"] == "data" and r["variant"] == "default" and "eval_states_per_s" in r:
-            lines.append(f"| {r['backbone']} ({r['algo']}, prepared data) | {r['items']:,} | 8,192 | 1024 | {r['eval_states_per_s']:,.0f} |")
-    ablation = [r for r in results if r["kind"] == "train" and r["variant"] != "default"]
-    if ablation:
-        lines += ["", "**Ablations** (synthetic batches, SASRec; each row switches one thing from the default):", "",
-                  "| algo | items | variant | steps/s | vs default | first step s | peak RSS MB |", "|---|---:|---|---:|---:|---:|---:|"]
-        for r in ablation:
-            ref = next((d for d in results if d["kind"] == "train" and d["variant"] == "default" and d["source"] == "synthetic"
-                        and (d["algo"], d["backbone"], d["items"]) == (r["algo"], r["backbone"], r["items"])), None)
-            rel = r["steps_per_s"] / ref["steps_per_s"] if ref else None
-            lines.append(f"| {r['algo']} | {r['items']:,} | {r['variant']} | {r['steps_per_s']:.2f} | {_fmt(rel)}× | "
-                         f"{r['first_step_s']:.2f} | {r['peak_rss_mb']:,.0f} |")
-    if peer:
-        lines += ["", "**Peer**: RecBole 1.2.1 SASRec vs the kit's supervised SASRec, same prepared data "
-                  f"({peer['items']:,} items), batch {peer['batch']}, {peer['threads']} threads:", "",
-                  "| | steps/s | transitions/s |", "|---|---:|---:|",
-                  f"| RecBole SASRec | {peer['steps_per_s']:.2f} | {peer['transitions_per_s']:,.0f} |",
-                  f"| kit supervised SASRec | {s['peer_ours_transitions_per_s'] / meta['batch']:.2f} | {s['peer_ours_transitions_per_s']:,.0f} |",
-                  f"| **ratio (kit / RecBole)** | | **{s['peer_ratio']:.2f}×** |"]
-    lines += ["", targets_table(results, peer, s)]
-    return "\n".join(lines)
-
-
-#: the issue's targets (2 cores, batch 256, 70,852 items)
-TARGET_ITEMS = 70_852
-TARGETS = {"mcrl_steps": 4.0, "mcrl_vs_sqn": 2.0, "peer_ratio": 1.5, "eval_states": 3000.0, "mcrl_rss_gb": 1.5}
-
-
-def targets_table(results: list[dict], peer: dict | None, summary: dict) -> str:
-    """Each performance target against what this run measured, met or not — computed, not typed."""
-
-    def train(algo: str, backbone: str, source: str, variant: str = "default") -> dict | None:
-        return next((r for r in results if r["kind"] == "train" and (r["algo"], r["backbone"], r["source"], r["variant"])
-                     == (algo, backbone, source, variant) and r["items"] == TARGET_ITEMS), None)
-
-    def verdict(values: list[float], bound: float, below: bool = False) -> str:
-        if not values:
-            return "not measured"
-        ok = [(v < bound) if below else (v >= bound) for v in values]
-        return "met" if all(ok) else ("**not met**" if not any(ok) else "**met in part**")
-
-    rows = []
-    cases = [(b, src) for b in BACKBONES for src in ("synthetic", "data")]
-    mcrl = [(b, src, r) for b, src in cases if (r := train("mcrl", b, src))]
-    rows.append(("MCRL ≥ 4 steps/s", "; ".join(f"{r['steps_per_s']:.2f} {b} {src}" for b, src, r in mcrl),
-                 verdict([r["steps_per_s"] for _, _, r in mcrl], TARGETS["mcrl_steps"])))
-    ratios = [(b, src, r["vs_sqn"]) for b, src, r in mcrl if r.get("vs_sqn")]
-    rows.append(("MCRL ≥ 2× SQN's transitions/s", "; ".join(f"{v:.2f}× {b} {src}" for b, src, v in ratios),
-                 verdict([v for *_, v in ratios], TARGETS["mcrl_vs_sqn"])))
-    m, plain = train("mcrl", "sasrec", "synthetic"), train("sqn", "sasrec", "synthetic", "plain")
-    if m and plain:
-        v = m["transitions_per_s"] / plain["transitions_per_s"]
-        rows.append(("… against SQN computed as the reference does (whole Q heads: the `plain` variant)",
-                     f"{v:.2f}× sasrec synthetic", verdict([v], TARGETS["mcrl_vs_sqn"])))
-    if peer and "peer_ratio" in summary:
-        rows.append(("supervised SASRec ≥ 1.5× RecBole's SASRec",
-                     f"{summary['peer_ratio']:.2f}× ({summary['peer_ours_transitions_per_s']:,.0f} vs "
-                     f"{peer['transitions_per_s']:,.0f} transitions/s, {peer['items']:,} items)",
-                     verdict([summary["peer_ratio"]], TARGETS["peer_ratio"])))
-    evals = [(r["backbone"], "synthetic", r["states_per_s"]) for r in results if r["kind"] == "eval" and r["items"] == TARGET_ITEMS]
-    evals += [(f"{r['backbone']} ({r['algo']})", "data", r["eval_states_per_s"]) for r in results
-              if r["kind"] == "train" and r["source"] == "data" and r["variant"] == "default"
-              and r["items"] == TARGET_ITEMS and "eval_states_per_s" in r]
-    rows.append(("evaluation ≥ 3,000 states/s", "; ".join(f"{v:,.0f} {b} {src}" for b, src, v in evals),
-                 verdict([v for *_, v in evals], TARGETS["eval_states"])))
-    rss = [(b, r["peak_rss_mb"] * 1.048576 / 1000) for b, src, r in mcrl if src == "data"]  # MiB → GB
-    rows.append(("MCRL peak RSS < 1.5 GB on prepared data", "; ".join(f"{gb:.2f} GB {b}" for b, gb in rss),
-                 verdict([gb for _, gb in rss], TARGETS["mcrl_rss_gb"], below=True)))
-    lines = [f"**Against the targets** (batch {results[0]['batch'] if results else '–'}, {TARGET_ITEMS:,} items; "
-             "computed from the tables above):", "", "| target | measured | |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    sqns = {b: train("sqn", b, "synthetic") for b, src, _ in mcrl if src == "synthetic"}
-    bounds = [(b, sqns[b]["gflop_step"] / r["gflop_step"]) for b, src, r in mcrl if src == "synthetic" and sqns[b]]
-    if bounds:
-        lines += ["", "The most MCRL can gain on the kit's SQN at equal FLOP efficiency is the ratio of their "
-                  "GFLOP/step: " + "; ".join(f"{v:.2f}× {b}" for b, v in bounds) + "."]
-    return "\n".join(lines)
-
-
-def update_readme(readme: Path, body: str, command: str) -> None:
-    section = f"{README_START}\n{body}\n\nReproduce: `{command}` (results in `build/bench/bench.{{json,csv}}`).\n{README_END}"
-    replace_section(readme, README_START, README_END, section, heading="## Performance\n\n")
-
-
 def bench(args: argparse.Namespace) -> dict:
     import torch
 
-    from . import paths
+    from mcrl_kit import paths
 
     out = Path(args.out) if args.out else paths.build_dir() / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -677,12 +541,13 @@ def bench(args: argparse.Namespace) -> dict:
         rows = sparse_effect(args)
         (out / "sparse_effect.json").write_text(json.dumps({"scale": args.effect_scale, "epochs": args.effect_epochs, "rows": rows}, indent=2))
         report["sparse_effect"] = rows
-    body = readme_body(out)
+    body = bench_readme.readme_body(out)
     print()
     print(body)
     if args.readme:
-        update_readme(paths.home() / "README.md", body, "python -m mcrl_kit bench" + (" --quick" if args.quick else ""))
-        print(f"README.md: section between {README_START} and {README_END} updated")
+        command = "python benchmarks/bench.py --quick" if args.quick else "make bench"
+        bench_readme.update_readme(paths.home() / "README.md", body, command)
+        print(f"README.md: section between {bench_readme.README_START} and {bench_readme.README_END} updated")
     print(f"\nbench: results in {out}/")
     return report
 
@@ -708,7 +573,7 @@ def speed(args: argparse.Namespace, out: Path) -> dict:
         "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
         "batch": args.batch, "steps": args.steps, "warmup": args.warmup, "quick": args.quick,
         "tcmalloc": tcmalloc_path() is not None,
-        # this process's own allocator: tcmalloc when `python -m mcrl_kit` restarted under it
+        # this process's own allocator: tcmalloc when preloaded (`make bench`); the workers' is per case
         "allocator": "tcmalloc" if tcmalloc_loaded() else "malloc",
         "loadavg_start": start_load,
         "loadavg_max": max([r["loadavg_before"] for r in results] + [start_load]),
@@ -721,22 +586,6 @@ def speed(args: argparse.Namespace, out: Path) -> dict:
     return {**meta, "results": results, "peer": peer}
 
 
-def readme_body(out: Path) -> str:
-    """The README section from what ``out`` holds: the speed tables, then the sparse-embedding study."""
-    parts = []
-    if (out / "bench.json").exists():
-        data = json.loads((out / "bench.json").read_text())
-        parts.append(tables(data, data["results"], data["peer"]))
-    if (out / "sparse_effect.json").exists():
-        effect = json.loads((out / "sparse_effect.json").read_text())
-        parts.append(
-            f"**Sparse item-embedding updates** (`ModelConfig.sparse_embedding`, SparseAdam = lazy Adam) on the "
-            f"simulator's `{effect['scale']}` scale, SASRec, {effect['epochs']:g} epochs, test split, "
-            f"checkpoint selected on validation purchase NDCG@10 (mean ± sd over seeds):\n\n" + sparse_effect_table(effect["rows"])
-        )
-    return "\n\n".join(parts)
-
-
 def sparse_effect(args: argparse.Namespace) -> list[dict]:
     """What ``ModelConfig.sparse_embedding`` (SparseAdam on the item embedding) does to the metrics.
 
@@ -747,8 +596,8 @@ def sparse_effect(args: argparse.Namespace) -> list[dict]:
     """
     import torch
 
-    from .config import ModelConfig, TrainConfig
-    from .train import RunConfig, train
+    from mcrl_kit.config import ModelConfig, TrainConfig
+    from mcrl_kit.train import RunConfig, train
 
     data = _prepared(args.effect_scale)
     rows = []
@@ -773,22 +622,6 @@ def sparse_effect(args: argparse.Namespace) -> list[dict]:
                       f"({rows[-1]['seconds']} s)", flush=True)
     torch.set_num_threads(args.threads)
     return rows
-
-
-def sparse_effect_table(rows: list[dict]) -> str:
-    metrics = ("purchase/HR@10", "purchase/NDCG@10", "click/HR@10", "click/NDCG@10")
-    lines = ["| algo | item embedding | seeds | " + " | ".join(metrics) + " | train s |", "|---|---|---:|" + "---:|" * (len(metrics) + 1)]
-    for algo in dict.fromkeys(r["algo"] for r in rows):
-        for sparse in (False, True):
-            sel = [r for r in rows if r["algo"] == algo and r["sparse_embedding"] == sparse]
-            cells = []
-            for m in metrics:
-                values = [r[m] for r in sel]
-                sd = statistics.stdev(values) if len(values) > 1 else 0.0
-                cells.append(f"{statistics.mean(values):.4f} ± {sd:.4f}")
-            kind = "sparse (SparseAdam)" if sparse else "dense (Adam)"
-            lines.append(f"| {algo} | {kind} | {len(sel)} | " + " | ".join(cells) + f" | {statistics.mean(r['seconds'] for r in sel):.0f} |")
-    return "\n".join(lines)
 
 
 def _cpu_model() -> str:
@@ -843,9 +676,8 @@ _BENCH_BOUNDS = (
 
 def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the --quick-dependent defaults and refuse non-positive sizes before any work (ConfigError)."""
-    from .config import _choice
-    from .data.simulator import SCALES
-    from .errors import ConfigError
+    from mcrl_kit.data.simulator import SCALES
+    from mcrl_kit.errors import ConfigError
 
     if args.steps is None:
         args.steps = 3 if args.quick else 30
@@ -871,7 +703,8 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
                           "give e.g. --effect-epochs 10")
     for option, value in (("--scale", args.scale), ("--effect-scale", args.effect_scale)):
         if value is not None:
-            _choice(f"bench {option}", value, SCALES)
+            if value not in SCALES:
+                raise ConfigError(f"bench {option}", f"unknown scale {value!r}", f"use one of: {', '.join(SCALES)}")
     return args
 
 
@@ -880,13 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--worker"]:
         worker(json.loads(argv[1]))
         return 0
-    p = argparse.ArgumentParser(prog="python -m mcrl_kit bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     add_arguments(p)
-    from .errors import KitError
+    from mcrl_kit.errors import KitError
 
     try:
         bench(resolve_defaults(p.parse_args(argv)))
-    except KitError as err:  # as `python -m mcrl_kit bench`: one paragraph, exit 2
+    except KitError as err:  # as the kit's commands: one paragraph on stderr, exit 2
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

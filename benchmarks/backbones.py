@@ -1,4 +1,4 @@
-"""Time every backbone: ``python -m mcrl_kit.models.bench [--items 70852] [--batch 256]``.
+"""Time every backbone: ``python benchmarks/backbones.py [--items 70852] [--batch 256]``.
 
 Per backbone, the median milliseconds of one step on random right-padded states
 (lengths uniform in 1..L), interleaving the backbones so that load from other
@@ -20,8 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig
-from . import BACKBONES, build_backbone
+from mcrl_kit.config import ModelConfig
+from mcrl_kit.models import BACKBONES, build_backbone
 
 
 def bench(n_items: int = 70_852, batch: int = 256, state_len: int = 10, steps: int = 30, seed: int = 0) -> list[dict]:

@@ -1,0 +1,94 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Data: sources and the protocol
+#
+# **What this teaches.** Where sessions come from and how the SQN/SA2C protocol that MCRL
+# inherits prepares them: sessions, filters, item re-indexing and a seeded 80/10/10 split
+# of sessions. The kit reads RetailRocket (`events.csv`), Yoochoose (RecSys 2015) and any
+# event log, and embeds a simulator of shoppers whose logs have learnable structure (no
+# download needed). We look at the statistics table (beside the published figures of the
+# real datasets), session lengths, item popularity and the split.
+
+# %%
+from mcrl_kit import analysis, experiments
+from mcrl_kit.data.simulator import world_summary
+from mcrl_kit.notebooks import write_metrics
+from mcrl_kit.viz import interactive, plots
+
+# %% full={"SCALE": "retailrocket"} tags=["parameters"]
+DATASET = "simulator"  # simulator | retailrocket-sample | retailrocket | yoochoose | events
+DATA_PATH = None  # your input file(s) for retailrocket / yoochoose / events
+SCALE = "tiny"  # simulator size: tiny | small | retailrocket | yoochoose
+SEED = 0
+WITH_SAMPLE = True  # add the RetailRocket sample's row when ../shared has it
+OUT_DIR = None  # metrics (None: build/notebooks of the project)
+
+# %%
+data = experiments.load_data(DATASET, scale=SCALE, seed=SEED, path=DATA_PATH)
+datasets = [data]
+if WITH_SAMPLE and experiments.sample_available():
+    datasets.append(experiments.load_data("retailrocket-sample", seed=SEED))
+analysis.stats_table(datasets)
+
+# %% [markdown]
+# The protocol (RetailRocket): a session is a visitor; transaction rows are dropped;
+# visitors with ≥ 3 events are kept, then items with ≥ 3 interactions; a view is a click
+# and an add-to-cart a purchase. The simulator's `retailrocket` scale matches the published
+# size; `tiny` is for tests and this CI profile. On the simulator, the world behind the data:
+
+# %%
+world_summary(data.config.scale, data.config.seed) if data.config.source == "simulator" else data.stats.get("source_info")
+
+# %% [markdown]
+# ## Session lengths
+#
+# Most sessions are short; a few are very long (a heavy tail, as in the real logs). Every
+# event of a held-out session is one evaluation point, so long sessions weigh more.
+
+# %%
+lengths = analysis.session_lengths(data)
+fig = plots.length_histogram(lengths)
+plots.save_figure(fig, "02_session_lengths")
+fig
+
+# %%
+interactive.session_lengths(lengths)
+
+# %% [markdown]
+# ## Item popularity
+#
+# A few items get most of the events. Popularity is the baseline any sequential model must
+# beat; the simulator's popularity law was fitted to the real RetailRocket item counts.
+
+# %%
+popularity = analysis.item_popularity(data)
+fig = plots.popularity_plot(popularity)
+plots.save_figure(fig, "02_popularity")
+fig
+
+# %% [markdown]
+# ## The split
+#
+# Session ids are shuffled with the seed and cut 80 / 10 / 10 into train, validation (for
+# checkpoint selection) and test (reported). Every event of a validation/test session is
+# scored against all items, clicks and purchases apart.
+
+# %%
+split = analysis.split_table(data)
+split
+
+# %%
+write_metrics("02_data", {
+    "stats": data.stats,
+    "split": split,
+    "mean_length": float(lengths.mean()),
+    "top_item_share": float(popularity.iloc[0] / popularity.sum()),
+    "datasets": [d.stats["dataset"] for d in datasets],
+}, globals())
