@@ -336,10 +336,11 @@ def _strip_counts(metrics: dict) -> dict:
 
 def _prepare_out(out: Path, run: RunConfig, resume: bool, overwrite: bool, held: contextlib.ExitStack) -> None:
     """Check ``out`` (nothing written on a refusal), lock it for the rest of the run, then lay it out."""
-    if (out / ".lock").exists():  # a folder some process trains into (or did): "in use" comes first
+    locked_now = (out / ".lock").exists()  # a folder some process trains into (or did): "in use" comes first
+    if locked_now:
         held.enter_context(lock(out))
     check_out(out, run, resume=resume, overwrite=overwrite)
-    if not (out / ".lock.owner").exists():  # not yet held by this process (a lock file creates nothing on a refusal)
+    if not locked_now:  # locked only after the checks, so a refusal creates no lock file in the folder
         held.enter_context(lock(out))
         check_out(out, run, resume=resume, overwrite=overwrite)  # again, now that no one else can change it
     if overwrite:
