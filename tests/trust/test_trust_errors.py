@@ -206,7 +206,7 @@ def test_a_full_disk_while_training_names_the_checkpoint_and_keeps_the_previous_
     assert temporaries(run) == [], "temporaries left in the run folder"
     import torch
 
-    kept = torch.load(run / "checkpoint.pt", weights_only=False)  # the step-1 checkpoint, whole
+    kept = torch.load(run / "checkpoint.pt", weights_only=True)  # the step-1 checkpoint, whole
     assert kept["state"]["step"] == 1
 
 
