@@ -7,7 +7,6 @@ algorithm setting that differs from its default.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from .config import KS
 from .errors import ConfigError, DataError
 from .runs import group_key
+from .storage import read_json_object
 
 KINDS = ("purchase", "click")
 MEASURES = ("HR", "NDCG")
@@ -53,18 +53,6 @@ def run_label(config: dict) -> str:
     if changed:
         label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
     return label
-
-
-def read_json_object(path: Path, fix: str) -> dict:
-    """A JSON object from ``path``, or a :class:`DataError` naming the file (unreadable, not JSON, not an object)."""
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise DataError(str(path), f"is not readable JSON ({reason})", fix) from None
-    if not isinstance(obj, dict):
-        raise DataError(str(path), f"holds a JSON {type(obj).__name__}, not an object", fix)
-    return obj
 
 
 def _is_number(v: object) -> bool:
@@ -112,9 +100,9 @@ def load_run_metrics(run: str | Path, split: str | None = None) -> tuple[dict, d
         if not (run / name).is_file():
             raise ConfigError(str(run), f"has no {name} (not a finished run)", "pass folders written by `train --out`")
     fix = f"train the run again (`python -m mcrl_kit train … --out {run} --overwrite`), or leave {run} out"
-    config = read_json_object(run / "config.json", fix)
+    config = read_json_object(run / "config.json", fix, error=DataError)
     _check_run_config(run / "config.json", config, fix)
-    metrics = read_json_object(run / "metrics.json", fix)
+    metrics = read_json_object(run / "metrics.json", fix, error=DataError)
     _check_metrics(run / "metrics.json", metrics, split, fix)
     return config, metrics
 
@@ -168,7 +156,7 @@ def compare_bias(runs: list[str | Path], split: str = "test") -> pd.DataFrame:
             raise ConfigError(str(run), f"has no diagnose_{split}.json", f"run `python -m mcrl_kit diagnose --run {run}` first")
         config, _ = load_run_metrics(run)
         fix = f"run `python -m mcrl_kit diagnose --run {run} --split {split}` again"
-        summary = read_json_object(path, fix)
+        summary = read_json_object(path, fix, error=DataError)
         wrong = [c for c in BIAS_COLUMNS if c in summary and not _is_number(summary[c])]
         if wrong:
             raise DataError(str(path), f"{wrong[0]} is not a number (found {summary[wrong[0]]!r:.60})", fix)

@@ -44,7 +44,7 @@ from .devices import resolve_device
 from .errors import ConfigError, KitError, TrainingError
 from .locks import locked
 from .models import backbone_class
-from .storage import read_json, write_json
+from .storage import read_json_object, write_json
 
 #: the layout of a run folder; 2 = ``format`` and ``data_fingerprint`` recorded
 RUN_FORMAT = 2
@@ -84,9 +84,7 @@ class RunConfig(Config):
     def load(cls, path: str | Path) -> Self:
         """Read ``config.json`` of a run; a clear error for a malformed or unknown-format file."""
         path = Path(path)
-        raw = _read_json(path, "a run's config.json")
-        if not isinstance(raw, dict):
-            raise ConfigError(str(path), "is not a JSON object", "restore the run's config.json or train the run again")
+        raw = read_json_object(path, "restore the run's config.json or train the run again", error=ConfigError)
         if "source" in raw and "model" not in raw:
             raise ConfigError(str(path.parent), "is a prepared-data folder, not a run folder",
                               "pass the --out folder of `train` (the data folder goes to train --data)")
@@ -103,15 +101,8 @@ class RunConfig(Config):
 
 def run_format(run_dir: str | Path) -> int:
     """The run format recorded in ``RUN/config.json`` (1 when none is recorded)."""
-    raw = _read_json(Path(run_dir) / "config.json", "a run's config.json")
-    return raw.get("format", 1) if isinstance(raw, dict) else 1
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(str(path), f"is not valid JSON ({err})", f"restore {what} or train the run again") from None
+    return read_json_object(Path(run_dir) / "config.json", "restore the run's config.json or train the run again",
+                            error=ConfigError).get("format", 1)
 
 
 # --- reading tensors without unpickling code ---------------------------------------------

@@ -236,6 +236,24 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_json_object(path: str | os.PathLike, fix: str, *, error: type[KitError] = KitError, what: str = "an object") -> dict:
+    """The JSON object in ``path``, or ``error`` naming the file: unreadable, not JSON, or not an object.
+
+    The one way the kit reads a JSON file a user may have damaged (a data folder's config or
+    stats, a run's config or metrics); ``fix`` is the advice the message ends with.
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        text = text.replace(f"'{path}'", "it").replace(str(path), "it")
+        raise error(str(path), f"is not readable JSON ({text[:160]}{'…' if len(text) > 160 else ''})", fix) from None
+    if not isinstance(obj, dict):
+        raise error(str(path), f"holds a JSON {type(obj).__name__}, not {what}", fix)
+    return obj
+
+
 def _json_default(obj: Any) -> Any:
     # numpy scalars and paths show up in stats and configs
     if hasattr(obj, "item"):

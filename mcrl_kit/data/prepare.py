@@ -37,7 +37,7 @@ from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from ..locks import locked
 from ..seeding import numpy_rng
-from ..storage import atomic_dir, read_json, write_json
+from ..storage import atomic_dir, read_json, read_json_object, write_json
 from . import simulator
 from .replay import ReplayBuffer
 from .schema import EventLog
@@ -359,12 +359,7 @@ def _reprepare_fix(root: Path, config: DataConfig | None) -> str:
 def _load_config(root: Path) -> DataConfig:
     path = root / "config.json"
     fix = _reprepare_fix(root, None)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(str(path), f"is not readable JSON ({_reason(err, path)})", fix) from None
-    if not isinstance(data, dict):
-        raise DataError(str(path), f"holds a JSON {type(data).__name__}, not the data config object", fix)
+    data = read_json_object(path, fix, error=DataError, what="the data config object")
     try:
         return DataConfig.from_dict(data)
     except ConfigError as err:
@@ -392,12 +387,7 @@ def _load_table(root: Path, name: str, columns: tuple[str, ...], fix: str) -> pd
 
 def _load_stats(root: Path, fix: str) -> dict:
     path = root / "stats.json"
-    try:
-        stats = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(str(path), f"is not readable JSON ({_reason(err, path)})", fix) from None
-    if not isinstance(stats, dict):
-        raise DataError(str(path), f"holds a JSON {type(stats).__name__}, not the statistics object", fix)
+    stats = read_json_object(path, fix, error=DataError, what="the statistics object")
     absent = [k for k in STATS_KEYS if k not in stats]
     if absent:
         raise DataError(str(path), f"lacks the key(s) {', '.join(map(repr, absent))}", fix)

@@ -360,4 +360,4 @@ def test_a_malformed_run_config_is_one_clean_error(finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     (run / "config.json").write_text("{ not json")
     rc, err = cli(["evaluate", "--run", str(run), "--device", "cpu"])
-    assert rc == 2 and "config.json" in err and "not valid JSON" in err, err
+    assert rc == 2 and "config.json" in err and "not readable JSON" in err, err
