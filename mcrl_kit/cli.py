@@ -28,9 +28,7 @@ def command(fn: Callable[[argparse._SubParsersAction], None]) -> Callable:
 # --- prepare -------------------------------------------------------------------------
 @command
 def add_prepare(sub: argparse._SubParsersAction) -> None:
-    from .config import DataConfig
-    from .data.simulator import SCALES
-    from .data.sources import SOURCES
+    from .data.sources import SOURCES, option_fields, option_flag
 
     p = sub.add_parser(
         "prepare",
@@ -43,14 +41,16 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         "--path", nargs="+", default=[], action="extend", metavar="P",
         help="input file(s): RetailRocket events.csv[.gz]; Yoochoose clicks then buys; one CSV/parquet event log",
     )
-    p.add_argument("--scale", default=None, help=f"simulator scale: {' | '.join(SCALES)} (default {_default(DataConfig, 'scale')})")
-    p.add_argument("--sessions", type=int, default=None, help="simulator: number of sessions (default: the scale's)")
-    p.add_argument("--sample-sessions", type=int, default=None, help="Yoochoose: sessions to sample (default 200000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--column", action="append", default=[], metavar="KIT=YOURS",
-        help="events source: map a kit column to yours, e.g. --column session_id=user",
-    )
+    # one flag per source option, from the sources' registry (help: the sources that read it, and its default)
+    for name, (field, readers) in option_fields().items():
+        where = " / ".join(readers) + ": " + field.metadata["help"]
+        if name == "columns":
+            p.add_argument(option_flag(name), dest=name, action="append", default=[], metavar="KIT=YOURS", help=where)
+        else:
+            kind = type(field.default) if field.default is not None else int
+            shown = "" if field.default is None else f" (default {field.default})"
+            p.add_argument(option_flag(name), dest=name, type=kind, default=None, help=where + shown)
     p.add_argument("--out", default=None, help="output folder (default: a cache folder under data/cache)")
     p.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -74,35 +74,26 @@ def _parse_columns(pairs: Sequence[str]) -> dict[str, str] | None:
     return out
 
 
-def _refuse_ignored_prepare_options(args: argparse.Namespace) -> None:
-    """An option the chosen source would silently ignore is refused (before any work): the user meant something.
+def data_config(args: argparse.Namespace):
+    """The :class:`~mcrl_kit.config.DataConfig` a ``prepare`` command line describes (checked, nothing run).
 
-    ``--path`` and ``--column`` are checked by :class:`~mcrl_kit.config.DataConfig` (so for library users too);
-    ``--scale`` and ``--sample-sessions`` have defaults there, so only the command line can tell they were given.
+    A source option given on the command line that the chosen source does not read is refused
+    here even at its default value (``--scale tiny`` with ``--source retailrocket``): the
+    registry can only tell a changed value, the command line a given one.
     """
-    from .config import _choice
-    from .data.sources import SOURCES
+    from .config import DataConfig, _choice
+    from .data.sources import SOURCES, option_fields, option_flag, refuse_ignored
 
     _choice("--source", args.source, SOURCES)
-    if args.scale is not None and args.source != "simulator":
-        raise KitError(f"--scale {args.scale}", f"only the simulator has a scale; the {args.source} source reads --path",
-                       "drop --scale")
-    if args.sample_sessions is not None and args.source != "yoochoose":
-        hint = " (the simulator's size: --sessions)" if args.source == "simulator" else ""
-        raise KitError(f"--sample-sessions {args.sample_sessions}", f"only the Yoochoose source samples sessions{hint}",
-                       "drop --sample-sessions")
-
-
-def data_config(args: argparse.Namespace):
-    """The :class:`~mcrl_kit.config.DataConfig` a ``prepare`` command line describes (checked, nothing run)."""
-    from .config import DataConfig
-
-    _refuse_ignored_prepare_options(args)
-    given = {k: v for k, v in (("scale", args.scale), ("sample_sessions", args.sample_sessions)) if v is not None}
-    return DataConfig.from_dict(
-        source=args.source, paths=tuple(args.path), sessions=args.sessions, seed=args.seed,
-        columns=_parse_columns(args.column), **given,
-    )
+    options = {}
+    for name, (_, readers) in option_fields().items():
+        value = _parse_columns(args.columns) if name == "columns" else getattr(args, name)
+        if value is None:
+            continue
+        if args.source not in readers:
+            refuse_ignored(args.source, name, value, readers, f"{option_flag(name)} {value}")
+        options[name] = value
+    return DataConfig.from_dict(source=args.source, paths=tuple(args.path), seed=args.seed, **options)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -160,6 +160,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+def option(default: Any, help: str) -> Any:
+    """A source option's dataclass field: its default and the help its ``prepare`` flag shows."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 def _choice(where: str, value: str, choices: typing.Iterable[str]) -> None:
     choices = list(choices)
     if value not in choices:
@@ -191,21 +196,14 @@ def _seed(where: str, value: int) -> None:
         raise ConfigError(where, f"must be in [0, 2**63), got {value!r}", "give a non-negative integer seed, e.g. 0")
 
 
-#: per source: the fewest and most input files (--path) it reads, and what they are (the names are those of
-#: the registry ``mcrl_kit.data.sources.SOURCES``, which checks them)
-PATHS_PER_SOURCE: dict[str, tuple[int, int, str]] = {
-    "simulator": (0, 0, "no file"),
-    "retailrocket": (1, 1, "one file, events.csv[.gz]"),
-    "yoochoose": (1, 2, "the clicks file, then optionally the buys file"),
-    "events": (1, 1, "one event log (CSV or parquet)"),
-}
-
-
 @dataclasses.dataclass
 class DataConfig(Config):
     """How to turn a source into the MDP (``python -m mcrl_kit prepare``).
 
-    Defaults follow ``PROTOCOL.md`` exactly (see the per-field notes).
+    Defaults follow ``PROTOCOL.md`` exactly (see the per-field notes). ``source``, ``paths``,
+    ``seed``, ``state_len`` and ``split`` are shared; each other field is read by some sources
+    only — a source's ``Options`` in ``mcrl_kit.data.sources`` lists its own, and one set
+    for a source that ignores it is refused there.
     """
 
     source: str = "simulator"
@@ -234,8 +232,8 @@ class DataConfig(Config):
     columns: dict[str, str] | None = None
 
     def validate(self) -> None:
-        # the source is the sources' registry's name to check (data.sources.source_reader, at the start of prepare)
-        # the scale is the simulator's name to check (data.simulator.check_scale, at the start of prepare)
+        # the source's name, the scale's name, the files and which fields a source reads are the
+        # sources' registry's to check (data.sources.source_options, at the start of prepare)
         _positive("DataConfig.sessions", self.sessions, allow_none=True)
         _positive("DataConfig.state_len", self.state_len)
         _positive("DataConfig.sample_sessions", self.sample_sessions)
@@ -246,35 +244,6 @@ class DataConfig(Config):
             raise ConfigError(
                 "DataConfig.split", f"{self.split!r} is not three positive fractions summing to 1",
                 "give e.g. [0.8, 0.1, 0.1]",
-            )
-        if self.source != "simulator" and not self.paths:
-            raise ConfigError(
-                f"DataConfig (source {self.source!r})", "no input file given",
-                "pass --path (RetailRocket: events.csv; Yoochoose: clicks then buys; events: one CSV/parquet)",
-            )
-        # settings the source would silently ignore are refused: the user meant something by them
-        # (an unknown name passes here: the registry refuses it at the start of prepare)
-        low, high, what = PATHS_PER_SOURCE.get(self.source, (0, len(self.paths), ""))
-        if not low <= len(self.paths) <= high:
-            given = ", ".join(map(str, self.paths))
-            raise ConfigError(
-                f"DataConfig.paths (source {self.source!r})",
-                f"{len(self.paths)} input file(s) given ({given}) but the {self.source} source "
-                + (f"reads {what}" if high else "reads no file (it simulates its sessions)"),
-                "drop --path (or choose --source events, retailrocket or yoochoose to read a file)" if not high
-                else f"give --path {what}, nothing more",
-            )
-        if self.columns is not None and self.source != "events":
-            raise ConfigError(
-                f"DataConfig.columns (source {self.source!r})",
-                f"a column mapping ({', '.join(f'{k}={v}' for k, v in self.columns.items())}) is only read by the events "
-                f"source; the {self.source} source has fixed columns",
-                "drop --column, or use --source events for your own event log",
-            )
-        if self.sessions is not None and self.source != "simulator":
-            raise ConfigError(
-                f"DataConfig.sessions (source {self.source!r})", "only the simulator takes a number of sessions",
-                "drop --sessions" + (" (Yoochoose: --sample-sessions)" if self.source == "yoochoose" else ""),
             )
 
 

@@ -17,11 +17,13 @@ measures it, per held-out event:
 
 ``value_table`` builds the tidy per-event table; ``summarize`` reduces it (mean bias,
 its spread, by step in session, by click / purchase); ``diagnose_run`` does both for a
-saved run and writes them beside it.
+saved run and writes them beside it; ``diagnose_runs`` stacks several runs (seeds pooled
+per label). ``mc_returns`` lives with the replay buffer (``data.replay``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +32,11 @@ import torch
 
 from .algos import Algo
 from .data import PreparedData
-from .data.replay import ReplayBuffer
+from .data.replay import ReplayBuffer, mc_returns
+from .devices import resolve_device
 from .errors import ConfigError
+from .runs import RunConfig
 from .storage import atomic_path, write_json
-
-
-def mc_returns(buffer: ReplayBuffer, gamma: float, reward_click: float = 0.2, reward_buy: float = 1.0) -> np.ndarray:
-    """``G_t = r_t + γ (1 − done_t) G_{t+1}`` for every row (rows sorted by session, time)."""
-    reward = buffer.reward(reward_click, reward_buy).double().numpy()
-    cont = (~buffer.done).double().numpy()
-    out = np.empty_like(reward)
-    g = 0.0
-    # one backward scan; a session's last row (done) restarts the sum
-    for i in range(len(reward) - 1, -1, -1):
-        g = reward[i] + gamma * cont[i] * g
-        out[i] = g
-    return out
 
 
 @torch.inference_mode()
@@ -195,3 +186,26 @@ def diagnose_run(
         table.to_parquet(tmp, index=False)
     write_json(run_dir / f"diagnose_{split}.json", summary)
     return table, summary
+
+
+def diagnose_runs(
+    runs: Mapping[str, str | Path | Sequence[str | Path]], split: str = "test", *, n_rollouts: int = 64, device: str = "cpu"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``diagnostics.diagnose_run`` for each run of each label (seeds pooled).
+
+    Returns the stacked per-event value tables (with ``label`` and ``seed``) and one
+    ``diagnostics.summarize`` row per label.
+    """
+    device = str(resolve_device(device))
+    tables, rows = [], []
+    for label, folders in runs.items():
+        folders = [folders] if isinstance(folders, str | Path) else list(folders)
+        per_label = []
+        for folder in folders:
+            table, summary = diagnose_run(folder, split, n_rollouts=n_rollouts, device=device)
+            per_label.append(table.assign(label=label, seed=RunConfig.load(Path(folder) / "config.json").train.seed))
+        pooled = pd.concat(per_label, ignore_index=True)
+        tables.append(pooled)
+        flat = {k: v for k, v in summarize(pooled).items() if not isinstance(v, dict)}
+        rows.append({"label": label, "algo": summary["algo"], "seeds": len(folders), **flat})
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)

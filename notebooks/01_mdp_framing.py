@@ -24,7 +24,8 @@
 # (`DATASET = "auto"`), simulated shoppers otherwise. Nothing is trained here.
 
 # %%
-from mcrl_kit import analysis, experiments
+from mcrl_kit import experiments
+from mcrl_kit.data import episodes
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
 
@@ -49,8 +50,8 @@ data.stats_frame()
 # buffer they are padded to length 10 with the pad id (= the number of items).
 
 # %%
-sessions = analysis.example_sessions(data, n=EXAMPLES)
-first = analysis.mdp_table(data, sessions[0], gamma=GAMMA)
+sessions = episodes.example_sessions(data, n=EXAMPLES)
+first = episodes.mdp_table(data, sessions[0], gamma=GAMMA)
 first
 
 # %% [markdown]
@@ -72,7 +73,7 @@ fig
 interactive.session_mdp(first, title=f"session {sessions[0]} (γ = {GAMMA})")
 
 # %%
-analysis.mdp_table(data, sessions[-1], gamma=GAMMA)
+episodes.mdp_table(data, sessions[-1], gamma=GAMMA)
 
 # %% [markdown]
 # ## γ: how far ahead the return looks
@@ -81,7 +82,7 @@ analysis.mdp_table(data, sessions[-1], gamma=GAMMA)
 # the session lifts the value of every step before it. The reference uses 0.5.
 
 # %%
-analysis.returns_by_gamma(data, sessions[0], gammas=(0.0, GAMMA, 0.9))
+episodes.returns_by_gamma(data, sessions[0], gammas=(0.0, GAMMA, 0.9))
 
 # %% [markdown]
 # ## The replay buffer

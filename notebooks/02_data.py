@@ -17,7 +17,8 @@
 # real datasets), session lengths, item popularity and the split.
 
 # %%
-from mcrl_kit import analysis, experiments
+from mcrl_kit import experiments
+from mcrl_kit.data import stats
 from mcrl_kit.data.simulator import world_summary
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
@@ -35,7 +36,7 @@ data = experiments.load_data(DATASET, scale=SCALE, seed=SEED, path=DATA_PATH)
 datasets = [data]
 if WITH_SAMPLE and experiments.sample_available():
     datasets.append(experiments.load_data("retailrocket-sample", seed=SEED))
-analysis.stats_table(datasets)
+stats.stats_table(datasets)
 
 # %% [markdown]
 # The protocol (RetailRocket): a session is a visitor; transaction rows are dropped;
@@ -53,7 +54,7 @@ world_summary(data.config.scale, data.config.seed) if data.config.source == "sim
 # event of a held-out session is one evaluation point, so long sessions weigh more.
 
 # %%
-lengths = analysis.session_lengths(data)
+lengths = stats.session_lengths(data)
 fig = plots.length_histogram(lengths)
 plots.save_figure(fig, "02_session_lengths")
 fig
@@ -68,7 +69,7 @@ interactive.session_lengths(lengths)
 # beat; the simulator's popularity law was fitted to the real RetailRocket item counts.
 
 # %%
-popularity = analysis.item_popularity(data)
+popularity = stats.item_popularity(data)
 fig = plots.popularity_plot(popularity)
 plots.save_figure(fig, "02_popularity")
 fig
@@ -81,7 +82,7 @@ fig
 # scored against all items, clicks and purchases apart.
 
 # %%
-split = analysis.split_table(data)
+split = stats.split_table(data)
 split
 
 # %%

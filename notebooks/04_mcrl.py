@@ -28,7 +28,7 @@
 # Which parts are the paper's and which the kit's reconstruction: `shared/docs/METHOD.md`.
 
 # %%
-from mcrl_kit import analysis, experiments
+from mcrl_kit import experiments, probes
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
 
@@ -84,7 +84,7 @@ fig
 
 # %%
 _, mcrl, _ = study.load(runs["MCRL"][0])
-confusion = analysis.reward_confusion(mcrl, data)
+confusion = probes.reward_confusion(mcrl, data)
 fig = plots.confusion_matrix(confusion)
 plots.save_figure(fig, "04_reward_confusion")
 fig
@@ -98,7 +98,7 @@ fig
 # "next state" and negatives higher on "current state".
 
 # %%
-similarity = analysis.transition_similarity(mcrl, data)
+similarity = probes.transition_similarity(mcrl, data)
 fig = plots.similarity_histograms(similarity)
 plots.save_figure(fig, "04_transition_similarity")
 fig

@@ -25,7 +25,7 @@
 # isolates what conservative value learning does.
 
 # %%
-from mcrl_kit import analysis, experiments
+from mcrl_kit import diagnostics, experiments
 from mcrl_kit.notebooks import write_metrics
 from mcrl_kit.viz import interactive, plots
 
@@ -60,7 +60,7 @@ data.stats_frame()
 
 # %%
 runs = study.train(experiments.overestimation_variants(STEPS))
-values, summary = analysis.diagnose_runs(runs, n_rollouts=ROLLOUTS, device=DEVICE)
+values, summary = diagnostics.diagnose_runs(runs, n_rollouts=ROLLOUTS, device=DEVICE)
 summary
 
 # %% [markdown]

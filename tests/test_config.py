@@ -28,12 +28,40 @@ def test_round_trip(tmp_path):
     [
         dict(split=(0.5, 0.5)),
         dict(state_len=0),
-        dict(source="retailrocket"),  # needs a path
     ],
 )
 def test_bad_data_values(bad):
     with pytest.raises(ConfigError):
         DataConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (dict(source="retailrocket"), "reads one file"),  # needs a path
+        (dict(source="yoochoose", paths=("a", "b", "c")), "reads the clicks file"),
+        (dict(source="nope"), "unknown value 'nope'"),
+        (dict(scale="huge"), "huge"),
+        (dict(source="events", paths=("x",), min_item_events=5), "only read by the retailrocket source"),
+        (dict(source="retailrocket", paths=("x",), sample_sessions=10), "only read by the yoochoose source"),
+        (dict(sessions=5, source="yoochoose", paths=("x",)), "only read by the simulator source"),
+        (dict(columns={"item_id": "sku"}), "only read by the events source"),
+    ],
+)
+def test_source_options_refused(bad, says):
+    """Each source's registry entry checks its files and the options it would ignore, before any work."""
+    from mcrl_kit.data.sources import source_options
+
+    with pytest.raises(ConfigError, match=says):
+        source_options(DataConfig.from_dict(bad))
+
+
+def test_source_options_are_the_sources_own():
+    from mcrl_kit.data.sources import SOURCES, source_options
+
+    rr = source_options(DataConfig(source="retailrocket", paths=("x",), min_item_events=7))
+    assert rr == SOURCES["retailrocket"].options(min_session_events=3, min_item_events=7)
+    assert source_options(DataConfig(scale="small", sessions=9)).sessions == 9
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcrl_kit import analysis, experiments
+from mcrl_kit import diagnostics, experiments, probes
+from mcrl_kit.data import episodes, stats
 from mcrl_kit.errors import DataError
 
 
@@ -75,10 +76,10 @@ def test_load_data_auto_falls_back_to_the_simulator(monkeypatch, tmp_path):
         experiments.load_data("retailrocket-sample")
 
 
-# --- analysis --------------------------------------------------------------------------
+# --- data tables, episodes, probes ----------------------------------------------------------------------
 def test_mdp_table_follows_the_protocol(tiny_data):
-    session = analysis.example_sessions(tiny_data, n=1)[0]
-    table = analysis.mdp_table(tiny_data, session, gamma=0.5)
+    session = episodes.example_sessions(tiny_data, n=1)[0]
+    table = episodes.mdp_table(tiny_data, session, gamma=0.5)
     ev = tiny_data.events[tiny_data.events["session"] == session]
     assert table["action a_t"].tolist() == ev["item"].tolist()
     assert (table["event"] == "purchase").any()  # the first example has a purchase
@@ -88,44 +89,44 @@ def test_mdp_table_follows_the_protocol(tiny_data):
     r = np.where(ev["is_buy"], 1.0, 0.2)
     expected = [sum(r[k] * 0.5 ** (k - t) for k in range(t, len(r))) for t in range(len(r))]
     np.testing.assert_allclose(table["return G_t"], expected, rtol=1e-6)
-    g = analysis.returns_by_gamma(tiny_data, session, gammas=(0.0, 0.9))
+    g = episodes.returns_by_gamma(tiny_data, session, gammas=(0.0, 0.9))
     np.testing.assert_allclose(g["G_t (γ=0.0)"], r, rtol=1e-6)
 
 
 def test_data_tables(tiny_data):
-    lengths = analysis.session_lengths(tiny_data)
+    lengths = stats.session_lengths(tiny_data)
     assert lengths.sum() == len(tiny_data.events) and lengths.min() >= 3
-    pop = analysis.item_popularity(tiny_data)
+    pop = stats.item_popularity(tiny_data)
     assert pop.is_monotonic_decreasing and pop.sum() == len(tiny_data.events)
-    split = analysis.split_table(tiny_data)
+    split = stats.split_table(tiny_data)
     assert split["sessions"].sum() == tiny_data.stats["sessions"]
     assert split["share of sessions"].tolist() == [0.8, 0.1, 0.1]
-    stats = analysis.stats_table([tiny_data])
-    assert stats["dataset"].tolist()[1:] == ["RetailRocket (published)", "Yoochoose (published)"]
-    assert stats.loc[1, "items"] == 70_852
+    table = stats.stats_table([tiny_data])
+    assert table["dataset"].tolist()[1:] == ["RetailRocket (published)", "Yoochoose (published)"]
+    assert table.loc[1, "items"] == 70_852
 
 
 def test_reward_confusion_and_transition_similarity(tiny_runs, tiny_data):
     study, runs = tiny_runs
     _, mcrl, _ = study.load(runs["MCRL"][0])
-    confusion = analysis.reward_confusion(mcrl, tiny_data, neg=4)
+    confusion = probes.reward_confusion(mcrl, tiny_data, neg=4)
     test = tiny_data.replay("test")
     # one logged pair and 4 negatives per event; true classes as labelled
     assert confusion.to_numpy().sum() == 5 * len(test)
     assert confusion.loc["negative"].sum() == 4 * len(test)
     assert confusion.loc["purchase"].sum() == int(test.is_buy.sum())
-    sims = analysis.transition_similarity(mcrl, tiny_data, neg=2)
+    sims = probes.transition_similarity(mcrl, tiny_data, neg=2)
     counts = sims.groupby(["pair", "target"]).size()
     assert counts[("logged item", "next state")] == len(test) and counts[("negative item", "current state")] == 2 * len(test)
     assert sims["cosine"].between(-1.0001, 1.0001).all()
     _, sqn, _ = study.load(runs["SQN"][0])
     with pytest.raises(Exception, match="MCRL"):
-        analysis.reward_confusion(sqn, tiny_data)
+        probes.reward_confusion(sqn, tiny_data)
 
 
 def test_diagnose_runs_pools_seeds(tiny_runs):
     _, runs = tiny_runs
-    values, summary = analysis.diagnose_runs({"SQN": runs["SQN"], "MCRL": runs["MCRL"][0]}, n_rollouts=2)
+    values, summary = diagnostics.diagnose_runs({"SQN": runs["SQN"], "MCRL": runs["MCRL"][0]}, n_rollouts=2)
     assert summary["label"].tolist() == ["SQN", "MCRL"]
     assert summary["events"].tolist() == [values["label"].eq("SQN").sum()] * 2
     np.testing.assert_allclose(values["bias"], values["value"] - values["mc_return"])

@@ -6,14 +6,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from mcrl_kit import analysis, experiments, paths
+from mcrl_kit import diagnostics, experiments, paths, probes
+from mcrl_kit.data import episodes, stats
 from mcrl_kit.viz import interactive, plots
 
 
 def test_save_figure_goes_to_figures_dir(monkeypatch, tmp_path, tiny_data):
     monkeypatch.setenv("MCRL_FIGURES", str(tmp_path / "figs"))
     assert paths.figures_dir() == (tmp_path / "figs").resolve()
-    fig = plots.length_histogram(analysis.session_lengths(tiny_data))
+    fig = plots.length_histogram(stats.session_lengths(tiny_data))
     path = plots.save_figure(fig, "lengths")
     assert path == paths.figures_dir() / "lengths.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -36,7 +37,7 @@ def test_learning_figures(tiny_runs):
 
 def test_overestimation_figures(tiny_runs):
     _, runs = tiny_runs
-    values, _ = analysis.diagnose_runs(runs, n_rollouts=2)
+    values, _ = diagnostics.diagnose_runs(runs, n_rollouts=2)
     assert len(plots.bias_scatter(values, max_points=50).axes) == 2
     fig = plots.bias_by_step(values)
     assert len(fig.axes[0].get_lines()) >= 2
@@ -60,7 +61,7 @@ def test_ablation_figures(tiny_runs):
 
 
 def test_confusion_and_similarity_figures():
-    confusion = pd.DataFrame([[8, 2, 0], [1, 3, 0], [0, 1, 1]], index=analysis.CLASSES, columns=analysis.CLASSES)
+    confusion = pd.DataFrame([[8, 2, 0], [1, 3, 0], [0, 1, 1]], index=probes.CLASSES, columns=probes.CLASSES)
     fig = plots.confusion_matrix(confusion)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts[0] == "8\n80%" and texts[4] == "3\n75%"
@@ -71,7 +72,7 @@ def test_confusion_and_similarity_figures():
 
 
 def test_session_timeline(tiny_data):
-    table = analysis.mdp_table(tiny_data, analysis.example_sessions(tiny_data, n=1)[0])
+    table = episodes.mdp_table(tiny_data, episodes.example_sessions(tiny_data, n=1)[0])
     fig = plots.session_timeline(table, title="t")
     assert len(fig.axes[0].patches) == len(table)
     pfig = interactive.session_mdp(table, title="t")

@@ -38,7 +38,6 @@ from ..errors import ConfigError, DataError
 from ..locks import locked
 from ..seeding import numpy_rng
 from ..storage import atomic_dir, read_json, read_json_object, write_json
-from . import simulator
 from .replay import ReplayBuffer
 from .schema import EventLog
 from .split import SPLITS, split_sessions
@@ -50,9 +49,9 @@ INPUTS_FILE = "inputs.json"
 
 def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame | None = None) -> EventLog:
     """Read (or simulate) the configured source as a validated event log (its reader in ``data.sources.SOURCES``)."""
-    from .sources import source_reader
+    from .sources import source_options, source_reader
 
-    return source_reader(config.source)(config, progress=progress, frame=frame)
+    return source_reader(config.source)(config, source_options(config), progress=progress, frame=frame)
 
 
 def input_files(config: DataConfig) -> list[list]:
@@ -87,11 +86,9 @@ def prepare(
     in-memory event log for ``source="events"``.
     """
     config = config or DataConfig()
-    from .sources import source_reader
+    from .sources import source_options
 
-    source_reader(config.source)  # the sources' registry checks its own names, before any work
-    if config.source == "simulator":
-        simulator.check_scale(config.scale)  # the simulator's registry checks its own names
+    source_options(config)  # the sources' registry checks the source, its files and its options, before any work
     if out is None:
         out = paths.cache_dir() / cache_key(config)
     out = Path(out)
@@ -343,15 +340,16 @@ def _reprepare_fix(root: Path, config: DataConfig | None) -> str:
     """The command that writes ``root`` again (from its config.json when that is readable)."""
     if config is None:
         return f"prepare it again: `python -m mcrl_kit prepare --out {root} --force` with the options that made it"
-    args = [f"--source {config.source}"]
-    if config.source == "simulator":
-        args.append(f"--scale {config.scale}")
-        if config.sessions is not None:
-            args.append(f"--sessions {config.sessions}")
-    args += [f"--path {p}" for p in config.paths]
-    if config.source == "yoochoose":
-        args.append(f"--sample-sessions {config.sample_sessions}")
-    args += [f"--column {k}={v}" for k, v in (config.columns or {}).items()]
+    from .sources import SOURCES, option_flag
+
+    args = [f"--source {config.source}", *(f"--path {p}" for p in config.paths)]
+    source = SOURCES.get(config.source)
+    for field in dataclasses.fields(source.options) if source else ():
+        value = getattr(config, field.name)
+        if field.name == "columns":
+            args += [f"{option_flag(field.name)} {k}={v}" for k, v in (value or {}).items()]
+        elif value is not None:
+            args.append(f"{option_flag(field.name)} {value}")
     args.append(f"--seed {config.seed}")
     return f"prepare it again: `python -m mcrl_kit prepare {' '.join(args)} --out {root} --force`"
 

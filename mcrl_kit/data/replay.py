@@ -175,3 +175,16 @@ class ReplayBuffer:
                 "done": self.done[:n].numpy(),
             }
         )
+
+
+def mc_returns(buffer: ReplayBuffer, gamma: float, reward_click: float = 0.2, reward_buy: float = 1.0) -> np.ndarray:
+    """``G_t = r_t + γ (1 − done_t) G_{t+1}`` for every row (rows sorted by session, time)."""
+    reward = buffer.reward(reward_click, reward_buy).double().numpy()
+    cont = (~buffer.done).double().numpy()
+    out = np.empty_like(reward)
+    g = 0.0
+    # one backward scan; a session's last row (done) restarts the sum
+    for i in range(len(reward) - 1, -1, -1):
+        g = reward[i] + gamma * cont[i] * g
+        out[i] = g
+    return out

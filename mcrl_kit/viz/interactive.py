@@ -29,7 +29,7 @@ def learning_curves(curves: pd.DataFrame, metric: str = "val/purchase/NDCG@10") 
 
 
 def session_mdp(table: pd.DataFrame, title: str = "") -> go.Figure:
-    """An MDP table (``analysis.mdp_table``) as rewards (bars) and the return (line); hover shows s_t, a_t."""
+    """An MDP table (``data.episodes.mdp_table``) as rewards (bars) and the return (line); hover shows s_t, a_t."""
     buy = table["event"] == "purchase"
     hover = [f"state {s}<br>action {a} ({e})" for s, a, e in zip(table["state s_t"], table["action a_t"], table["event"])]
     fig = go.Figure()

@@ -1,7 +1,7 @@
 """Static figures (matplotlib) for the notebooks and the ``figures/`` folder.
 
-Every function takes a tidy table from the kit (``experiments``, ``analysis``,
-``diagnostics``) and returns a :class:`KitFigure` — a plain matplotlib ``Figure`` made
+Every function takes a tidy table from the kit (``experiments``, ``data.stats``,
+``data.episodes``, ``probes``, ``diagnostics``) and returns a :class:`KitFigure` — a plain matplotlib ``Figure`` made
 without pyplot (no global figure list to leak, no backend to pick) that Jupyter shows as
 a PNG when it is a cell's last expression. :func:`save_figure` writes one atomically to
 ``paths.figures_dir()`` (``MCRL_FIGURES`` overrides it).

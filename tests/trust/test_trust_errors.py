@@ -457,21 +457,25 @@ def log_files(tmp_path) -> tuple[Path, Path]:
 
 BAD_PREPARE = {
     "simulator-with-path": (["--path", "{a}"], "DataConfig.paths", "simulator source reads no file"),
-    "simulator-with-column": (["--column", "session_id=user"], "DataConfig.columns", "drop --column"),
-    "simulator-with-sample-sessions": (["--sample-sessions", "100"], "--sample-sessions", "Yoochoose"),
+    "simulator-with-column": (["--column", "session_id=user"], "--column", "only read by the events source"),
+    "simulator-with-sample-sessions": (["--sample-sessions", "100"], "--sample-sessions", "only read by the yoochoose source"),
     "retailrocket-two-paths": (["--source", "retailrocket", "--path", "{a}", "{b}"], "DataConfig.paths",
                                "2 input file(s)"),
     "retailrocket-with-column": (["--source", "retailrocket", "--path", "{a}", "--column", "item_id=sku"],
-                                 "DataConfig.columns", "only read by the events source"),
+                                 "--column", "only read by the events source"),
     "retailrocket-with-scale": (["--source", "retailrocket", "--path", "{a}", "--scale", "small"], "--scale",
-                                "only the simulator"),
+                                "only read by the simulator source"),
     "yoochoose-three-paths": (["--source", "yoochoose", "--path", "{a}", "{b}", "{a}"], "DataConfig.paths",
                               "clicks file, then optionally the buys file"),
     "yoochoose-with-column": (["--source", "yoochoose", "--path", "{a}", "--column", "item_id=sku"],
-                              "DataConfig.columns", "fixed columns"),
+                              "--column", "the yoochoose source would ignore it"),
     "events-two-paths": (["--source", "events", "--path", "{a}", "{b}"], "DataConfig.paths", "one event log"),
-    "events-with-sessions": (["--source", "events", "--path", "{a}", "--sessions", "5"], "DataConfig.sessions",
-                             "only the simulator"),
+    "events-with-sessions": (["--source", "events", "--path", "{a}", "--sessions", "5"], "--sessions",
+                             "only read by the simulator source"),
+    "events-with-min-item-events": (["--source", "events", "--path", "{a}", "--min-item-events", "5"],
+                                    "--min-item-events", "only read by the retailrocket source"),
+    "yoochoose-with-default-scale": (["--source", "yoochoose", "--path", "{a}", "--scale", "tiny"], "--scale",
+                                     "would ignore it"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ...config import DataConfig
+from ...config import DataConfig, option
 from ...errors import DataError
 from ..schema import EVENT_COLUMNS, EventLog, validate_events
 from ._files import (
@@ -114,6 +115,17 @@ def _is_parquet(path: Path) -> bool:
         return path.suffix.lower() in (".parquet", ".pq") or fh.read(4) == b"PAR1"
 
 
-def reader(config: DataConfig, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
+#: input files: one event log
+PATHS = (1, 1, "one event log (CSV or parquet)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The ``DataConfig`` fields the events source reads: no protocol filter, the log is taken as it is."""
+
+    columns: dict[str, str] | None = option(None, "map a kit column to yours, e.g. --column session_id=user")
+
+
+def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
     """The registry's entry (``--source events``): ``frame`` when given (``prepare(frame=...)``), else ``config.paths[0]``."""
-    return read_events(frame if frame is not None else config.paths[0], columns=config.columns, progress=progress)
+    return read_events(frame if frame is not None else config.paths[0], columns=options.columns, progress=progress)

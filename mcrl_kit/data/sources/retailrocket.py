@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...config import DataConfig
+from ...config import DataConfig, option
 from ...errors import DataError
 from ..schema import EventLog, validate_events
 from ._files import (
@@ -31,7 +32,7 @@ RETAILROCKET_HINT = (
 )
 
 
-def read_retailrocket(path: str | os.PathLike, config: DataConfig, progress: bool = True) -> EventLog:
+def read_retailrocket(path: str | os.PathLike, config: DataConfig | Options, progress: bool = True) -> EventLog:
     """Kaggle RetailRocket ``events.csv`` → the event log of PROTOCOL.md → RetailRocket.
 
     1. a session is a visitor; 2. drop every row with a transaction id (all
@@ -128,6 +129,18 @@ def _check_events(event: pd.Series, path: Path, first_line: int) -> None:
         )
 
 
-def reader(config: DataConfig, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
+#: input files: the events.csv
+PATHS = (1, 1, "one file, events.csv[.gz]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The ``DataConfig`` fields RetailRocket reads: the protocol's two filters."""
+
+    min_session_events: int = option(3, "keep sessions with at least this many events (Yoochoose: clicks)")
+    min_item_events: int = option(3, "then keep items with at least this many events (one pass, no re-filtering)")
+
+
+def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
     """The registry's entry (``--source retailrocket``): ``config.paths[0]`` is the events.csv."""
-    return read_retailrocket(config.paths[0], config, progress=progress)
+    return read_retailrocket(config.paths[0], options, progress=progress)

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
-from ...config import DataConfig
+from ...config import DataConfig, option
 from .. import simulator
 from ..schema import EventLog
 
+#: input files: none (it simulates its sessions)
+PATHS = (0, 0, "no file")
 
-def reader(config: DataConfig, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
-    """The registry's entry: ``config.scale``'s sessions (or ``config.sessions``), seeded by ``config.seed``."""
-    return simulator.simulate(config.scale, seed=config.seed, sessions=config.sessions, progress=progress)
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The ``DataConfig`` fields the simulator reads (beyond ``seed``, ``state_len``, ``split``)."""
+
+    scale: str = option("tiny", "the simulator's size: " + " | ".join(simulator.SCALES))
+    sessions: int | None = option(None, "number of sessions (default: the scale's)")
+
+    def __post_init__(self) -> None:
+        simulator.check_scale(self.scale)  # the simulator's registry checks its own names
+
+
+def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
+    """The registry's entry: ``options.scale``'s sessions (or ``options.sessions``), seeded by ``config.seed``."""
+    return simulator.simulate(options.scale, seed=config.seed, sessions=options.sessions, progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...config import DataConfig
+from ...config import DataConfig, option
 from ...errors import DataError
 from ...seeding import numpy_rng
 from ..schema import EventLog, validate_events
@@ -36,7 +37,7 @@ YOOCHOOSE_HINT = (
 
 def read_yoochoose(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
-    config: DataConfig,
+    config: DataConfig | Options,
     rng: np.random.Generator,
     progress: bool = True,
 ) -> EventLog:
@@ -234,6 +235,18 @@ def _check_headerless(path: Path, columns: tuple[str, ...], filename: str, other
         )
 
 
-def reader(config: DataConfig, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
+#: input files: the clicks, then optionally the buys
+PATHS = (1, 2, "the clicks file, then optionally the buys file")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The ``DataConfig`` fields Yoochoose reads: the protocol's session filter and sample."""
+
+    min_session_events: int = option(3, "keep sessions with at least this many events (Yoochoose: clicks)")
+    sample_sessions: int = option(200_000, "then sample this many sessions uniformly without replacement")
+
+
+def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
     """The registry's entry (``--source yoochoose``): clicks[, buys], sampled by the seed's ``yoochoose-sample`` stream."""
-    return read_yoochoose(config.paths, config, rng=numpy_rng(config.seed, "yoochoose-sample"), progress=progress)
+    return read_yoochoose(config.paths, options, rng=numpy_rng(config.seed, "yoochoose-sample"), progress=progress)
