@@ -355,6 +355,43 @@ def run_bias_table(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- online ---------------------------------------------------------------------------
+@command
+def add_online(sub: argparse._SubParsersAction) -> None:
+    from .data.closed_loop import Response
+
+    p = sub.add_parser(
+        "online", help="the closed loop: a run recommends to fresh simulated users",
+        description="N fresh sessions in the run's simulator world; before every event the users see a slate of the "
+        "policy's top-k, take an item with a probability set by its fit and leave sooner after ignored slates. "
+        "Per-session reward, return, purchases, clicks, length and share of slates taken (mean and 95%% interval), "
+        "beside the logging behaviour (no recommender), popularity and recency on the same users. Simulator runs only.",
+    )
+    p.add_argument("--run", required=True)
+    p.add_argument("--slate", type=int, default=10, help="items per slate (default 10)")
+    p.add_argument("--sessions", type=int, default=2000, help="fresh sessions per policy (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="the users' seed: every policy meets the same users")
+    p.add_argument("--attraction", type=float, default=_default(Response, "attraction"),
+                   help=f"weight of an item's fit in the take probability (default {_default(Response, 'attraction')})")
+    p.add_argument("--leave-sensitivity", type=float, default=_default(Response, "leave_sensitivity"),
+                   help=f"stop-hazard rise per ignored slate (default {_default(Response, 'leave_sensitivity')})")
+    p.add_argument("--markdown", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run_online)
+
+
+def run_online(args: argparse.Namespace) -> int:
+    from .data.closed_loop import Response
+    from .online import format_online, online_table
+
+    response = Response(attraction=args.attraction, leave_sensitivity=args.leave_sensitivity)
+    table = online_table(args.run, slate=args.slate, sessions=args.sessions, seed=args.seed, response=response,
+                         device=args.device, progress=not args.no_progress)
+    print(format_online(table, markdown=args.markdown))
+    return 0
+
+
 # --- notebooks / demo ---------------------------------------------------------------
 @command
 def add_notebooks(sub: argparse._SubParsersAction) -> None:

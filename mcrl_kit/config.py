@@ -215,6 +215,8 @@ class DataConfig(Config):
     scale: str = "tiny"
     #: simulator override of the scale's number of sessions (None = the scale's)
     sessions: int | None = None
+    #: simulator popularity drift over session start time (0 = none; 1 = a strong trend)
+    drift: float = 0.0
     #: seeds the simulator, the Yoochoose session sample and the split
     seed: int = 0
     #: items of history in a state (the reference: 10)
@@ -235,6 +237,7 @@ class DataConfig(Config):
         # the source's name, the scale's name, the files and which fields a source reads are the
         # sources' registry's to check (data.sources.source_options, at the start of prepare)
         _positive("DataConfig.sessions", self.sessions, allow_none=True)
+        _positive("DataConfig.drift", self.drift, allow_zero=True)
         _positive("DataConfig.state_len", self.state_len)
         _positive("DataConfig.sample_sessions", self.sample_sessions)
         _seed("DataConfig.seed", self.seed)

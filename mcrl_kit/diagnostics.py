@@ -32,6 +32,7 @@ import torch
 
 from .algos import Algo
 from .data import PreparedData
+from .data.closed_loop import ItemMap, forced_values, recommender
 from .data.replay import ReplayBuffer, mc_returns
 from .devices import resolve_device
 from .errors import ConfigError
@@ -87,7 +88,16 @@ def value_table(
     """One row per held-out event: session, step, item, reward, value, max_q, MC return, bias.
 
     ``true_returns`` (default: when the data come from the simulator) adds ``true_value``
-    (the simulator's expected return of what the value estimates) and ``bias_true``.
+    — the simulator's truth for what the estimate estimates — and ``bias_true``:
+
+    - a Q-learner (SQN, SAC, SNQN, SA2C) estimates ``Q(s_t, a_t)`` of its own greedy policy
+      (its target is ``r + γ max_a Q(s′, a)``): the truth is the *forced-action value*
+      (``data.closed_loop.forced_values``: after ``a_t`` the items consumed are the Q head's
+      argmax, purchases and stops by the simulator's rules);
+    - MCRL's ``V(s_t)`` is trained on the logged transitions (a behaviour value): the truth
+      is the users' own ``V`` (``simulator.true_returns``' ``true_v``).
+
+    ``true_behaviour`` is the behaviour-policy value for both (``true_q`` / ``true_v``).
     """
     cfg = algo.config
     buffer = data.replay(split)
@@ -117,7 +127,21 @@ def value_table(
             data, split, gamma=cfg.gamma, reward_click=cfg.reward_click, reward_buy=cfg.reward_buy,
             n_rollouts=n_rollouts, seed=seed, progress=progress,
         )
-        table["true_value"] = (truth["true_q"] if algo.value_kind == "q" else truth["true_v"]).to_numpy()
+        table["true_behaviour"] = (truth["true_q"] if algo.value_kind == "q" else truth["true_v"]).to_numpy()
+        if algo.value_kind == "q":
+            greedy = recommender(algo.q_values, ItemMap.of(data), batch_size=batch_size, device=str(device))
+            was_training = algo.training
+            algo.eval()
+            try:
+                forced = forced_values(
+                    data, split, greedy, gamma=cfg.gamma, reward_click=cfg.reward_click, reward_buy=cfg.reward_buy,
+                    n_rollouts=n_rollouts, seed=seed, progress=progress,
+                )
+            finally:
+                algo.train(was_training)
+            table["true_value"] = forced["true_forced"].to_numpy()
+        else:
+            table["true_value"] = table["true_behaviour"]
         table["bias_true"] = table["value"] - table["true_value"]
     return table
 

@@ -74,6 +74,22 @@ class LinearScores:
         return F.linear(self.encode(states, lengths), self.weight, self.bias)
 
 
+@dataclasses.dataclass(frozen=True)
+class DirectRanks:
+    """A score function whose algorithm ranks the logged item itself (``Algo.direct_ranks``).
+
+    Calling it gives the full scores (any caller); :func:`target_ranks` calls ``ranks``
+    instead, which needs no ``[B, n_items]`` tensor (recency: the state's items and the
+    popularity order).
+    """
+
+    scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ranks: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def __call__(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.scores(states, lengths)
+
+
 def _not_finite(what: str, problem: str) -> TrainingError:
     return TrainingError(
         what,
@@ -239,6 +255,8 @@ def target_ranks(
         target = buffer.action[sl].to(device, torch.long)
         if head is not None:
             rank = _linear_ranks(score_fn.encode(states, lengths), head, target, score_fn.block)
+        elif isinstance(score_fn, DirectRanks):
+            rank = score_fn.ranks(states, lengths, target)
         else:
             rank = _logit_ranks(score_fn(states, lengths), target, max_k)
         ranks[sl] = rank.clamp_(max=max_k).cpu()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from . import paths
@@ -39,7 +40,9 @@ from .train import train
 
 #: the RetailRocket sample shipped in ``../shared/data`` (5,000 real visitors)
 RETAILROCKET_SAMPLE = ("retailrocket_sample_5k_visitors", "sample_events.csv.gz")
-DATASETS = ("simulator", "retailrocket-sample", "auto", "retailrocket", "yoochoose", "events")
+#: the session-rec Yoochoose click sample in ``../shared/data`` (clicks only)
+YOOCHOOSE_SAMPLE = ("yoochoose_clicks_100k_session_rec", "yoochoose-clicks-100k_train_full.txt.gz")
+DATASETS = ("simulator", "retailrocket-sample", "yoochoose-sample", "auto", "retailrocket", "yoochoose", "events")
 
 
 # --- data ------------------------------------------------------------------------------
@@ -49,12 +52,15 @@ def load_data(
     scale: str = "tiny",
     seed: int = 0,
     path: str | Sequence[str] | None = None,
+    sessions: int | None = None,
     progress: bool = False,
 ) -> PreparedData:
     """Prepare (or reuse from the cache) a dataset by name.
 
-    - ``simulator``: the embedded synthetic shoppers at ``scale``;
+    - ``simulator``: the embedded synthetic shoppers at ``scale`` (``sessions`` overrides its count);
     - ``retailrocket-sample``: the 5,000-visitor RetailRocket sample in ``../shared``;
+    - ``yoochoose-sample``: the session-rec Yoochoose click sample in ``../shared`` (70k clicks, no
+      purchases), sessions with ≥ 3 clicks, as an ``events`` log;
     - ``auto``: the sample when ``../shared`` (or ``MCRL_SHARED``) holds it, else the simulator;
     - ``retailrocket`` / ``yoochoose`` / ``events``: your own files in ``path``
       (RetailRocket ``events.csv``; Yoochoose clicks then buys; one CSV/parquet event log).
@@ -62,14 +68,17 @@ def load_data(
     if dataset == "auto":
         dataset = "retailrocket-sample" if paths.shared_file(*RETAILROCKET_SAMPLE) else "simulator"
     if dataset == "simulator":
-        config = DataConfig(source="simulator", scale=scale, seed=seed)
-    elif dataset == "retailrocket-sample":
-        sample = paths.shared_file(*RETAILROCKET_SAMPLE)
+        config = DataConfig(source="simulator", scale=scale, seed=seed, sessions=sessions)
+    elif dataset in ("retailrocket-sample", "yoochoose-sample"):
+        parts = RETAILROCKET_SAMPLE if dataset == "retailrocket-sample" else YOOCHOOSE_SAMPLE
+        sample = paths.shared_file(*parts)
         if sample is None:
             raise DataError(
-                "dataset 'retailrocket-sample'", f"needs ../shared/data/{'/'.join(RETAILROCKET_SAMPLE)}, which is absent",
+                f"dataset {dataset!r}", f"needs ../shared/data/{'/'.join(parts)}, which is absent",
                 "set MCRL_SHARED to the folder holding it, or use DATASET = 'simulator'",
             )
+        if dataset == "yoochoose-sample":
+            return _yoochoose_sample(sample, seed, progress)
         config = DataConfig(source="retailrocket", paths=(str(sample),), seed=seed)
     elif dataset in ("retailrocket", "yoochoose", "events"):
         if not path:
@@ -82,6 +91,70 @@ def load_data(
     else:
         raise DataError(f"dataset {dataset!r}", "is not a dataset the notebooks know", f"use one of: {', '.join(DATASETS)}")
     return prepare(config, progress=progress)
+
+
+def _yoochoose_sample(path: Path, seed: int, progress: bool) -> PreparedData:
+    """The session-rec click sample (tab-separated, GRU4Rec-preprocessed) as an events log, prepared in the cache;
+    the timestamp is the click's position in its session (only the order matters downstream)."""
+    from .data.calibrate import yoochoose_sample_events
+
+    events = yoochoose_sample_events(path)  # sessions with ≥ 3 clicks, in time order
+    frame = pd.DataFrame({"session_id": events["session"], "timestamp": events.groupby("session").cumcount(),
+                          "item_id": events["item"], "is_buy": events["is_buy"]})
+    config = DataConfig(source="events", paths=(str(path),), seed=seed)
+    # an in-memory log is prepared afresh each time (a second or two): nothing stale is reused
+    return prepare(config, out=paths.cache_dir() / f"events-yoochoose-sample-{seed}", frame=frame, progress=progress)
+
+
+def real_samples(seed: int = 0) -> dict[str, PreparedData]:
+    """The real samples of ``../shared`` that are here: ``{"RetailRocket sample": …, "Yoochoose sample": …}``."""
+    out = {}
+    if paths.shared_file(*RETAILROCKET_SAMPLE):
+        out["RetailRocket sample"] = load_data("retailrocket-sample", seed=seed)
+    if paths.shared_file(*YOOCHOOSE_SAMPLE):
+        out["Yoochoose sample"] = load_data("yoochoose-sample", seed=seed)
+    return out
+
+
+def simulated(scales: Sequence[str], sessions: int | None = None, seed: int = 0) -> dict[str, PreparedData]:
+    """``{"simulator SCALE": prepared data}``, each scale at most ``sessions`` sessions (None: its own count)."""
+    from .data.simulator import SCALES
+
+    return {f"simulator {s}": load_data("simulator", scale=s, seed=seed,
+                                        sessions=None if sessions is None or sessions >= SCALES[s].sessions else sessions)
+            for s in scales}
+
+
+def repeat_table(datasets: Mapping[str, PreparedData], split: str = "train") -> pd.DataFrame:
+    """``data.stats.repeat_stats`` of each dataset's ``split``: one row per dataset, each share as
+    ``share [95 % interval]`` (``–`` where the dataset has no such events)."""
+    from .data.stats import REPEAT_STATS, repeat_stats
+
+    rows = []
+    for name, data in datasets.items():
+        st = repeat_stats(data.split_events(split), data.config.state_len)
+        rows.append({"data": name, **{k: "–" if not st.loc[k, "events"] else
+                                      f"{st.loc[k, 'share']:.3f} [{st.loc[k, 'low']:.3f}, {st.loc[k, 'high']:.3f}]"
+                                      for k in REPEAT_STATS}})
+    return pd.DataFrame(rows)
+
+
+def heuristic_table(datasets: Mapping[str, PreparedData], split: str = "test",
+                    algos: Sequence[str] = ("popularity", "recency"), metrics: Sequence[str] = ("HR@5", "NDCG@10")) -> pd.DataFrame:
+    """The trivial baselines fitted on each dataset's train split, scored on ``split``: one row per (dataset, algorithm)."""
+    from .algos import build_algo
+    from .evaluate import evaluate
+    from .train import score_fn
+
+    rows = []
+    for name, data in datasets.items():
+        for algo_name in algos:
+            algo = build_algo(algo_name, data.n_items, data.config.state_len, ModelConfig(), {})
+            algo.fit(data.replay("train"))
+            m = evaluate(score_fn(algo, torch.device("cpu")), data.replay(split))
+            rows.append({"data": name, "algorithm": algo_name,
+                         **{f"{kind} {k}": m[kind][k] for kind in ("purchase", "click") for k in metrics}})
+    return pd.DataFrame(rows)
 
 
 def out_dir(out: str | Path | None = None) -> Path:
@@ -142,6 +215,9 @@ class Study:
         eval_every = self.eval_every or max(1, self.steps // 4)
         return RunConfig(
             data=str(self.data.root),
+            # the data's fingerprint is part of the run's identity: data prepared again (e.g. by a
+            # newer simulator) gets new run folders, never an old run's
+            data_fingerprint=self.data.fingerprint,
             model=ModelConfig(backbone=self.backbone, hidden=self.hidden),
             algo=algo,
             algo_params=dict(params or {}),
@@ -239,12 +315,16 @@ __all__ = [
     "baselines",
     "ensure_run",
     "format_compare",
+    "heuristic_table",
     "load_data",
     "metric_summary",
     "out_dir",
     "overestimation_variants",
+    "real_samples",
+    "repeat_table",
     "run_folder",
     "run_key",
     "sample_available",
+    "simulated",
     "sweep_variants",
 ]

@@ -45,11 +45,9 @@ def run_label(config: dict) -> str:
     from .algos import algo_class
 
     algo = config["algo"]
-    if algo == "popularity":
-        return "popularity"
     defaults = algo_class(algo).Config().to_dict()
     changed = {k: v for k, v in config.get("algo_params", {}).items() if defaults.get(k) != v}
-    label = f"{config['model']['backbone']}-{algo}"
+    label = f"{config['model']['backbone']}-{algo}" if algo_class(algo).trainable else algo  # no backbone
     if changed:
         label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
     return label

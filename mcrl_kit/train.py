@@ -55,7 +55,7 @@ from .data import PreparedData, load_prepared
 from .data.replay import ReplayBuffer
 from .devices import broadcast, distributed, on_rank0, rank_device, resolve_device
 from .errors import ConfigError, TrainingError
-from .evaluate import LinearScores, evaluate, flat_metrics
+from .evaluate import DirectRanks, LinearScores, evaluate, flat_metrics
 from .runs import (
     RunConfig,
     check_out,
@@ -210,6 +210,9 @@ def train_step(
 
 
 def score_fn(algo: Algo, device: torch.device, amp: bool = False):
+    direct = algo.direct_ranks()
+    if direct is not None:  # the algorithm ranks the logged item itself (recency): no scores at all
+        return DirectRanks(algo.scores, direct)
     parts = algo.ranking_head()
     if parts is not None:  # rank block by block, without the [B, n_items] logits
         encode, head = parts

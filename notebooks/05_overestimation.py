@@ -17,8 +17,11 @@
 #   for MCRL;
 # - the **Monte-Carlo return** `G_t` actually observed in the logged session (one noisy,
 #   unbiased sample of the true value);
-# - on the simulator, the **true expected return**, by rolling the simulated users forward
-#   from the logged state many times;
+# - on the simulator, the **true expected return** of what each estimate estimates, by
+#   rolling the simulated users forward from the logged state many times: for SQN and SA2C
+#   the value of their *own greedy policy* (after `a_t` the next items are `argmax_a Q`: the
+#   forced-action value their target `r + γ max Q` estimates), for MCRL's `V(s_t)` the
+#   users' own behaviour (notebook 08 explains both);
 # - the **bias** = prediction − return; above 0 is overestimation.
 #
 # Four learners: SQN, SA2C, MCRL, and MCRL without its conservative term — the last pair

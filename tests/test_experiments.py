@@ -131,3 +131,14 @@ def test_diagnose_runs_pools_seeds(tiny_runs):
     assert summary["events"].tolist() == [values["label"].eq("SQN").sum()] * 2
     np.testing.assert_allclose(values["bias"], values["value"] - values["mc_return"])
     assert {"true_value", "bias_true", "seed"} <= set(values.columns)
+
+
+def test_the_data_fingerprint_is_part_of_a_studys_run_identity(tiny_data, tmp_path):
+    """Data prepared again (e.g. by a newer simulator) gets new run folders: old runs are never reused."""
+    import dataclasses
+
+    study = experiments.Study(tiny_data, steps=10, out=tmp_path)
+    run = study.config("sqn")
+    assert run.data_fingerprint == tiny_data.fingerprint
+    other = dataclasses.replace(run, data_fingerprint="0" * 64)
+    assert experiments.run_folder(tmp_path, run) != experiments.run_folder(tmp_path, other)

@@ -37,9 +37,9 @@ def test_parse_value():
 def test_select():
     assert [nb.number for nb in select("05,3")] == ["03", "05"]
     assert [nb.number for nb in select(["07_inspector"])] == ["07"]
-    assert len(select(None)) == len(find_notebooks()) == 7
+    assert len(select(None)) == len(find_notebooks()) == 8
     with pytest.raises(KitError, match="not a notebook"):
-        select("08")
+        select("09")
 
 
 def test_undeclared_parameter_is_refused_with_the_declared_list():
@@ -77,7 +77,8 @@ def test_full_profile_resolves_for_every_notebook():
         assert values, f"notebook {number} has no full-profile values"
         for name, value in values.items():
             assert name in declared and _compatible(declared[name], value), (number, name, value)
-    assert params["01"] == params["02"] == {"SCALE": "retailrocket"}
+    assert params["01"] == {"SCALE": "retailrocket"} and params["02"]["SCALE"] == "retailrocket"
+    assert params["08"]["SCALE"] == "small" and params["08"]["SEEDS"] == [0, 1, 2]
     assert params["05"]["ROLLOUTS"] == 64 and params["06"]["NEGATIVES"] == [1, 5, 10, 20]
     assert full_parameter("2", "SCALE") == "retailrocket"  # what `demo --profile full` simulates
     with pytest.raises(KitError, match="no full-profile value of ROLLOUTS"):

@@ -3,6 +3,7 @@
 | name        | file            | what it is                                              |
 |-------------|-----------------|---------------------------------------------------------|
 | popularity  | popularity.py   | rank items by training-set frequency (no learning)      |
+| recency     | recency.py      | the session's items, most recent first, then popularity |
 | supervised  | supervised.py   | cross-entropy over all items (the backbone alone)       |
 | sqn / sac   | sqn.py          | Xin et al. 2020: CE head + double-Q head                |
 | snqn / sa2c | snqn.py         | Xin et al. 2022: + sampled negatives, advantage-weighted |
@@ -19,11 +20,12 @@ from ..errors import ConfigError
 from .base import Algo
 from .mcrl import MCRL
 from .popularity import Popularity
+from .recency import Recency
 from .snqn import SA2C, SNQN
 from .sqn import SAC, SQN
 from .supervised import Supervised
 
-ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Supervised, SQN, SAC, SNQN, SA2C, MCRL)}
+ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Recency, Supervised, SQN, SAC, SNQN, SA2C, MCRL)}
 
 
 def algo_class(name: str) -> type[Algo]:

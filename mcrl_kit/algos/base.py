@@ -75,6 +75,11 @@ class Algo(nn.Module):
         """``(encode, head)`` when ``scores(s) == head(encode(s))``; None otherwise (popularity)."""
         return None
 
+    def direct_ranks(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """``ranks(states, lengths, target) → rank`` when the algorithm ranks the logged item itself,
+        without ``[B, n_items]`` scores (recency); None otherwise."""
+        return None
+
     def values(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no value estimates")
 

@@ -11,7 +11,8 @@ prepared folder holds:
                        sorted raw ids, as the reference's LabelEncoder)
 ``sessions.parquet``   ``session`` → ``raw_id`` and ``split`` (train / val / test)
 ``stats.json``         the statistics table (sessions, items, clicks, purchases, …)
-``inputs.json``        path, size and mtime of the input files (an edited file is prepared again)
+``inputs.json``        the data format, the simulator version and path, size, mtime of the input files
+                       (an edited file, a newer simulator or format: prepared again)
 ``extra_*.parquet``    side tables of the source (the simulator's latents)
 =====================  ============================================================
 
@@ -38,6 +39,7 @@ from ..errors import ConfigError, DataError
 from ..locks import locked
 from ..seeding import numpy_rng
 from ..storage import atomic_dir, read_json, read_json_object, write_json
+from . import simulator
 from .replay import ReplayBuffer
 from .schema import EventLog
 from .split import SPLITS, split_sessions
@@ -54,14 +56,23 @@ def load_source(config: DataConfig, progress: bool = True, frame: pd.DataFrame |
     return source_reader(config.source)(config, source_options(config), progress=progress, frame=frame)
 
 
-def input_files(config: DataConfig) -> list[list]:
-    """``[path, size, mtime_ns]`` of each input file: a prepared folder is reused only for the same."""
+#: bump when what ``prepare`` writes changes: it enters every cache key and ``inputs.json``,
+#: so folders written by an older kit are prepared again, never reused
+DATA_FORMAT = 2
+
+
+def input_files(config: DataConfig) -> dict:
+    """What a prepared folder is reused for: the kit's data format, the simulator's version (it
+    generates the data) and ``[path, size, mtime_ns]`` of each input file."""
     files = []
     for p in config.paths:
         path = Path(p).expanduser()
         st = path.stat() if path.exists() else None
         files.append([str(path.resolve()), st.st_size if st else None, st.st_mtime_ns if st else None])
-    return files
+    made_by = {"format": DATA_FORMAT}
+    if config.source == "simulator":
+        made_by["simulator"] = simulator.SIMULATOR_VERSION
+    return {**made_by, "files": files}
 
 
 def cache_key(config: DataConfig) -> str:
@@ -216,7 +227,7 @@ def compute_stats(events: pd.DataFrame, sessions: pd.DataFrame, n_items: int, na
     return stats
 
 
-def write_prepared(log: EventLog, config: DataConfig, out: str | Path, inputs: list | None = None) -> Path:
+def write_prepared(log: EventLog, config: DataConfig, out: str | Path, inputs: dict | None = None) -> Path:
     """Encode, split and write ``log`` to ``out`` atomically (temp folder, then rename).
 
     ``inputs`` (:func:`input_files`, taken before reading them) is saved so that

@@ -287,3 +287,33 @@ def sweep(table: pd.DataFrame, x: Sequence[float], xlabel: str, metrics: Sequenc
         ax.set_title(metric)
         ax.grid(alpha=0.3)
     return fig
+
+
+# --- 08: the closed loop -------------------------------------------------------------------
+def online_bars(table: pd.DataFrame, quantities: Sequence[str] = ("reward", "purchases", "taken share")) -> KitFigure:
+    """Each policy's mean per-session ``quantities`` with 95 % intervals (an ``online.online_table``)."""
+    fig, axes = new_figure(ncols=len(quantities), width=3.6, height=0.42 * len(table) + 1.3)
+    y = np.arange(len(table))[::-1]
+    colors = [COLORS[i % len(COLORS)] for i in range(len(table))]
+    for ax, q in zip(axes[0], quantities):
+        err = np.vstack([table[q] - table[f"{q} low"], table[f"{q} high"] - table[q]])
+        ax.barh(y, table[q], xerr=err, color=colors, alpha=0.85, capsize=3)
+        ax.set_yticks(y, table["policy"] if ax is axes[0, 0] else [""] * len(y))
+        ax.set_title(f"{q} per session" if q != "taken share" else "share of slates taken")
+        ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def offline_online_plot(table: pd.DataFrame, online_col: str = "online reward",
+                        offline: Sequence[str] = ("offline purchase NDCG@10", "offline click NDCG@10")) -> KitFigure:
+    """One point per run: an offline metric (x) against the online ``online_col`` (y), coloured by ``method``."""
+    fig, axes = new_figure(ncols=len(offline), width=4.2)
+    colors = _colors(list(dict.fromkeys(table["method"])))
+    for ax, x in zip(axes[0], offline):
+        for method, part in table.groupby("method", sort=False):
+            ax.scatter(part[x], part[online_col], color=colors[method], label=method, s=28, alpha=0.85)
+        ax.set_xlabel(f"{x.removeprefix('offline ')} (test, offline)")
+        ax.set_ylabel(f"{online_col.removeprefix('online ')} per session (closed loop)")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=8, loc="best")
+    return fig

@@ -20,6 +20,7 @@ class Options:
 
     scale: str = option("tiny", "the simulator's size: " + " | ".join(simulator.SCALES))
     sessions: int | None = option(None, "number of sessions (default: the scale's)")
+    drift: float = option(0.0, "popularity drift over session start time (0: none; 1: strong)")
 
     def __post_init__(self) -> None:
         simulator.check_scale(self.scale)  # the simulator's registry checks its own names
@@ -27,4 +28,6 @@ class Options:
 
 def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
     """The registry's entry: ``options.scale``'s sessions (or ``options.sessions``), seeded by ``config.seed``."""
-    return simulator.simulate(options.scale, seed=config.seed, sessions=options.sessions, progress=progress)
+    return simulator.simulate(
+        options.scale, seed=config.seed, sessions=options.sessions, drift=options.drift, progress=progress
+    )
