@@ -336,6 +336,32 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 
 @command
+def add_estimators(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "estimators", help="d3rlpy-style value checks without a simulator: average value, initial-state value, TD error, FQE",
+        description="On a split of a saved run: the average value (mean max_a Q, or mean V for MCRL), the initial-state "
+        "value, the mean squared TD error, the logged discounted return, and Fitted Q Evaluation of the run's "
+        "recommending head (and, for a Q-learner, of its greedy policy) trained on the train split. A run without value "
+        "estimates (popularity, recency, supervised) is refused unless --fqe-only.",
+    )
+    p.add_argument("--run", required=True)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--fqe-steps", type=int, default=2000,
+                   help="FQE training steps (default 2000: about a minute per FQE on tiny data, one core; 0 skips FQE)")
+    p.add_argument("--fqe-only", action="store_true", help="FQE alone (the one estimator for a run without values)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=run_estimators)
+
+
+def run_estimators(args: argparse.Namespace) -> int:
+    from .evaluators import estimator_report, format_report
+
+    report = estimator_report(args.run, args.split, fqe_steps=args.fqe_steps, fqe_only=args.fqe_only, device=args.device)
+    print(format_report(report))
+    return 0
+
+
+@command
 def add_bias_table(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bias-table", help="mean value bias over diagnosed runs (seeds merged)",

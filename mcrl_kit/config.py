@@ -265,10 +265,15 @@ class ModelConfig(Config):
     #: parameter keeps dense Adam. Faster at 70k items but a different optimiser
     #: trajectory from the reference's dense Adam, so off by default (README → Performance)
     sparse_embedding: bool = False
+    #: initialisation of every item-sized head (Q, CE, policy): ``glorot`` (the reference's
+    #: Xavier-uniform weights, zero bias: an initial max-Q ≈ 0.2 at 70,852 items) or ``torch``
+    #: (PyTorch's default U(±1/√d) for weights *and* bias: ≈ 2.4, the kit's first version)
+    head_init: str = "glorot"
 
     def validate(self) -> None:
         # the backbone's name is checked by its registry (models.backbone_class), not here
         _positive("ModelConfig.hidden", self.hidden)
+        _choice("ModelConfig.head_init", self.head_init, ("glorot", "torch"))
         if not 0 <= self.dropout < 1:
             raise ConfigError("ModelConfig.dropout", f"{self.dropout} is not in [0, 1)", "give e.g. 0.1")
 

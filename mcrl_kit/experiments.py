@@ -150,7 +150,7 @@ def heuristic_table(datasets: Mapping[str, PreparedData], split: str = "test",
     for name, data in datasets.items():
         for algo_name in algos:
             algo = build_algo(algo_name, data.n_items, data.config.state_len, ModelConfig(), {})
-            algo.fit(data.replay("train"))
+            algo.fit(data.replay("train"), data)
             m = evaluate(score_fn(algo, torch.device("cpu")), data.replay(split))
             rows.append({"data": name, "algorithm": algo_name,
                          **{f"{kind} {k}": m[kind][k] for kind in ("purchase", "click") for k in metrics}})

@@ -50,7 +50,7 @@ def reference_policies(data: PreparedData) -> dict[str, Recommend]:
     out = {}
     for name in ("popularity", "recency"):
         algo = build_algo(name, data.n_items, data.config.state_len, ModelConfig(), {})
-        algo.fit(data.replay("train"))
+        algo.fit(data.replay("train"), data)
         out[name] = policy(algo, data)
     return out
 

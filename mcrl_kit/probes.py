@@ -96,3 +96,47 @@ def transition_similarity(
     finally:
         algo.train(was_training)
     return pd.concat(frames, ignore_index=True)
+
+
+@torch.inference_mode()
+def value_probe(algo: Algo, data: PreparedData, split: str = "test", neg: int | None = None,
+                batch_size: int = 1024) -> pd.DataFrame:
+    """Every value MCRL's loss touches, on a split: one row per kind, with mean, min, max and the share
+    of values within 1e-3 of the value range's ends (``algo.value_range``, the range of discounted returns).
+
+    Kinds: ``V(h_t)`` (what the diagnostics read), ``V̄(h̄_t+1)`` (the bootstrap and the policy weight),
+    ``V(T(h,a_t))`` and ``V(T(h,a⁻))`` (what the conservative term reads, on T's output as V sees
+    it), and ``gap = Q̂(h,a⁻) − Q̂(h,a_t)`` (the penalty's margin; below 0 = the data action wins).
+    """
+    _require_mcrl(algo, "value model")
+    k = neg or algo.config.neg
+    device = next(algo.parameters()).device
+    lo, hi = algo.value_range
+    got: dict[str, list[torch.Tensor]] = {n: [] for n in ("V(h_t)", "V̄(h̄_t+1)", "V(T(h,a_t))", "V(T(h,a⁻))", "gap")}
+    was_training = algo.training
+    algo.eval()
+    try:
+        for b in _batches(data, split, batch_size):
+            s, n, a = b.state.to(device), b.len_state.to(device), b.action.to(device)
+            h = algo.backbone.encode(s, n)
+            negatives = algo.sample_negatives(a, k)
+            h_next = algo.target_backbone.encode(b.next_state.to(device), b.len_next_state.to(device))
+            pos, negs = algo._pairs(h, a), algo._pairs(h, negatives)
+            v_pos = algo.value(algo.on_scale(algo.transition(pos), h)).squeeze(-1)
+            v_neg = algo.value(algo.on_scale(algo.transition(negs), h)).squeeze(-1)
+            q_pos = algo.expected_reward(algo.reward(pos)) + algo.config.gamma * v_pos
+            q_neg = algo.expected_reward(algo.reward(negs)) + algo.config.gamma * v_neg
+            got["V(h_t)"].append(algo.value(h).squeeze(-1))
+            got["V̄(h̄_t+1)"].append(algo.target_value(h_next).squeeze(-1))
+            got["V(T(h,a_t))"].append(v_pos)
+            got["V(T(h,a⁻))"].append(v_neg.reshape(-1))
+            got["gap"].append((q_neg - q_pos[:, None]).reshape(-1))
+    finally:
+        algo.train(was_training)
+    rows = []
+    for name, parts in got.items():
+        x = torch.cat(parts).double().cpu().numpy()
+        at_bound = float(np.mean((x <= lo + 1e-3) | (x >= hi - 1e-3))) if name != "gap" else float("nan")
+        rows.append({"value": name, "mean": float(x.mean()), "min": float(x.min()), "max": float(x.max()),
+                     "share at a bound": at_bound})
+    return pd.DataFrame(rows).set_index("value")

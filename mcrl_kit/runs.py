@@ -9,9 +9,11 @@ for all of them:
   ``torch.load(..., weights_only=True)``: tensors, numbers, strings and containers only.
   A file whose pickle would build any other object (and so could run code) is refused
   (:func:`load_weights`); so is a truncated or garbage one, with a clear message.
-- **A run format.** ``config.json`` records :data:`RUN_FORMAT`. Format 1 (before the
-  format was recorded, no data fingerprint) still loads for evaluation and diagnosis but
-  cannot be resumed; a newer format than this kit knows is refused.
+- **A run format.** ``config.json`` records :data:`RUN_FORMAT`. Older formats (1: no
+  format or data fingerprint recorded; 2: before the Glorot heads and the sound MCRL)
+  still load for evaluation and diagnosis — with the settings they were trained with
+  filled in (:data:`BEFORE_FORMAT_3`) — but cannot be resumed; a newer format than this
+  kit knows is refused.
 - **The data it was trained on.** The prepared data's fingerprint
   (:attr:`~mcrl_kit.data.prepare.PreparedData.fingerprint`) is saved in the run;
   a resume on other data is refused.
@@ -46,8 +48,13 @@ from .locks import locked
 from .models import backbone_class
 from .storage import read_json_object, write_json
 
-#: the layout of a run folder; 2 = ``format`` and ``data_fingerprint`` recorded
-RUN_FORMAT = 2
+#: the layout of a run folder; 2 = ``format`` and ``data_fingerprint`` recorded; 3 = the defaults
+#: that changed meaning are explicit (Glorot item heads; MCRL's anchor, transition scale, value bound)
+RUN_FORMAT = 3
+#: settings whose default changed with format 3: a run written before says nothing about them and was
+#: trained with these values, so they are filled in when it is loaded (its results stay reproducible)
+BEFORE_FORMAT_3 = {"model": {"head_init": "torch"},
+                   "mcrl": {"anchor": "none", "transition_scale": "none", "value_bound": "none"}}
 
 #: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
 RUN_FILES = re.compile(
@@ -92,6 +99,10 @@ class RunConfig(Config):
         if not isinstance(fmt, int) or fmt > RUN_FORMAT:
             raise ConfigError(str(path), f"has run format {fmt!r}; this mcrl_kit reads formats 1 to {RUN_FORMAT}",
                               "upgrade mcrl_kit to the version that wrote the run")
+        if fmt < 3:
+            raw["model"] = {**BEFORE_FORMAT_3["model"], **(raw.get("model") or {})}
+            if raw.get("algo") in BEFORE_FORMAT_3:
+                raw["algo_params"] = {**BEFORE_FORMAT_3[raw["algo"]], **(raw.get("algo_params") or {})}
         try:
             return cls.from_dict(raw)
         except KitError as err:
@@ -184,8 +195,8 @@ def check_out(out: Path, run: RunConfig, *, resume: bool, overwrite: bool) -> No
         written = RunConfig.load(out / "config.json")
         if run_format(out) < RUN_FORMAT:
             raise TrainingError(
-                str(out), f"was written by an older mcrl_kit (run format {run_format(out)}, no data fingerprint) "
-                "and cannot be resumed safely",
+                str(out), f"was written by an older mcrl_kit (run format {run_format(out)}; this kit writes "
+                f"{RUN_FORMAT}) and cannot be resumed safely",
                 "evaluate it as it is (`evaluate --run`), or train again into a new --out (or with --overwrite)",
             )
         # config.json is the checkpoint's config (both written by the same run): refuse a

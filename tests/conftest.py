@@ -37,3 +37,15 @@ def shared_file_or_skip(*parts: str):
     if path is None:
         pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the real-data samples), which is absent here")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored after): small models and many small ops are fastest so
+    on a shared 2-core machine. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -31,7 +31,9 @@ def _const(seq: torch.nn.Sequential, bias: list[float]) -> None:
 
 
 def _algo(**params):
-    algo = build_algo("mcrl", N, L, ModelConfig(backbone="gru", hidden=D, dropout=0.0), {"neg": 3, **params}, seed=0)
+    # V unbounded, so a pinned bias is V itself (the bounded V is tested in tests/test_mcrl_soundness.py)
+    params = {"neg": 3, "value_bound": "none", **params}
+    algo = build_algo("mcrl", N, L, ModelConfig(backbone="gru", hidden=D, dropout=0.0), params, seed=0)
     _const(algo.value, [C])
     _const(algo.target_value, [C])
     _const(algo.reward, [0.0, math.log(2.0), math.log(3.0)])  # p = 1/6, 2/6, 3/6
@@ -97,6 +99,8 @@ def test_a_switched_off_model_does_not_enter_the_conservative_term(part):
     def conservative(off: bool, perturb: bool) -> float:
         params = {"reward_model": False} if part == "reward" and off else {"transition": "none"} if off else {}
         torch.manual_seed(0)  # the same initial weights in every call
+        # unbounded V on raw T: the scramble's effect on the penalty is large enough to see
+        params |= {"value_bound": "none", "transition_scale": "none"}
         algo = build_algo("mcrl", N, L, ModelConfig(backbone="gru", hidden=D, dropout=0.0), {"neg": 3, **params}, seed=0)
         if perturb:  # scramble the model in question
             with torch.no_grad():
@@ -154,7 +158,8 @@ def test_total_is_the_weighted_sum():
     lam = dict(lambda_value=0.5, lambda_conservative=2.0, lambda_reward=0.25, lambda_transition=3.0)
     p = _algo(**lam).loss(_batch(), step=0)
     expected = (
-        p["policy"] + 0.5 * p["value"] + 2.0 * p["conservative"] + 0.25 * p["reward"] + 3.0 * p["transition"]
+        p["policy"] + 0.5 * p["value"] + 2.0 * (p["conservative"] + p["anchor"]) + 0.25 * p["reward"]
+        + 3.0 * p["transition"]
     )
     assert p["total"].item() == pytest.approx(expected.item())
 

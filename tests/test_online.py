@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import cli
 
-from mcrl_kit.cli import main
 from mcrl_kit.data import closed_loop as cl
 from mcrl_kit.data import simulator as sim
 from mcrl_kit.errors import ConfigError
@@ -165,10 +162,7 @@ def test_diagnostics_judge_q_learners_by_their_greedy_policy(tiny_runs, tiny_dat
 
 
 def online_cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
+    return cli(list(args))
 
 
 def test_online_command_puts_the_run_beside_the_references(tiny_runs):

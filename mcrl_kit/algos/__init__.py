@@ -4,9 +4,13 @@
 |-------------|-----------------|---------------------------------------------------------|
 | popularity  | popularity.py   | rank items by training-set frequency (no learning)      |
 | recency     | recency.py      | the session's items, most recent first, then popularity |
+| sknn        | knn.py          | session-kNN: cosine neighbours among recent sessions    |
+| vsknn       | knn.py          | SKNN with position decay and IDF-weighted matches       |
 | supervised  | supervised.py   | cross-entropy over all items (the backbone alone)       |
+| reward_ce   | supervised.py   | the control: the CE weighted by the reward, normalised  |
 | sqn / sac   | sqn.py          | Xin et al. 2020: CE head + double-Q head                |
 | snqn / sa2c | snqn.py         | Xin et al. 2022: + sampled negatives, advantage-weighted |
+| cql / iql   | cql.py          | discrete CQL (Kumar 2020); IQL with AWR (Kostrikov 2022) |
 | mcrl        | mcrl.py         | Li et al. 2024: value, reward & transition models       |
 """
 
@@ -18,14 +22,16 @@ import os
 from ..config import AlgoConfig, ModelConfig
 from ..errors import ConfigError
 from .base import Algo
+from .cql import CQL, IQL
+from .knn import SKNN, VSKNN
 from .mcrl import MCRL
 from .popularity import Popularity
 from .recency import Recency
 from .snqn import SA2C, SNQN
 from .sqn import SAC, SQN
-from .supervised import Supervised
+from .supervised import RewardCE, Supervised
 
-ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Recency, Supervised, SQN, SAC, SNQN, SA2C, MCRL)}
+ALGOS: dict[str, type[Algo]] = {cls.name: cls for cls in (Popularity, Recency, SKNN, VSKNN, Supervised, RewardCE, SQN, SAC, SNQN, SA2C, CQL, IQL, MCRL)}
 
 
 def algo_class(name: str) -> type[Algo]:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..config import AlgoConfig, ModelConfig
+from ..data.prepare import PreparedData
 from ..data.replay import Batch, ReplayBuffer
 from ..fused import linear_cross_entropy
 from ..seeding import torch_generator
@@ -92,8 +93,10 @@ class Algo(nn.Module):
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (target networks, schedules)."""
 
-    def fit(self, buffer: ReplayBuffer) -> None:
-        """Non-gradient fitting (popularity); gradient algorithms ignore it."""
+    def fit(self, buffer: ReplayBuffer, data: PreparedData | None = None) -> None:
+        """Non-gradient fitting (popularity, recency, kNN) on the training transitions ``buffer``; ``data``
+        is the prepared dataset they come from (its train split's events, timestamps included, for
+        methods that need whole sessions). Gradient algorithms ignore it."""
 
     def param_counts(self) -> dict[str, int]:
         """Trainable parameters (what the paper's tables count) and frozen ones (targets)."""
@@ -118,6 +121,30 @@ class Algo(nn.Module):
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+def item_head(in_dim: int, n_items: int, model: ModelConfig) -> nn.Linear:
+    """An item-sized linear head (scores for every item), initialised as ``model.head_init`` says.
+
+    ``glorot`` is the reference's (TF's ``glorot_uniform`` kernel, zero bias): weights
+    U(±√(6 / (d + N))), so at 70,852 items the initial scores are ~30× smaller than under
+    PyTorch's default U(±1/√d) — which matters for the first double-Q targets, whose rewards
+    are 0.2 and 1.0, and for the bias diagnostics early in training.
+    """
+    head = nn.Linear(in_dim, n_items)
+    if model.head_init == "glorot":
+        nn.init.xavier_uniform_(head.weight)
+        nn.init.zeros_(head.bias)
+    return head
+
+
+def normalized_weights(w: torch.Tensor) -> torch.Tensor:
+    """``w / mean(w)`` over the batch, so a weighted CE keeps the plain CE's step size (with rewards
+    0.2 / 1.0 a purchase then weighs ~3 clicks). Guarded: a mean ≤ 1e-6 (all-zero advantages, or
+    non-positive rewards) leaves ``w`` as it is rather than dividing by ~0. MCRL's value weight and
+    the reward-weighted CE control share it, so the control is normalised exactly as MCRL."""
+    mean = w.mean()
+    return torch.where(mean > 1e-6, w / mean.clamp(min=1e-6), w)
 
 
 def item_cross_entropy(head: nn.Linear, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

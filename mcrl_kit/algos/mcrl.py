@@ -20,11 +20,17 @@ Loss, term by term (each a key of the dict ``loss`` returns)::
 
     value        L_V    = mean (V(h_t) − y)²,   y = r_t + γ (1 − done) V̄(h̄_{t+1})       [choice: TD(0)]
                  (conservative="expectile": |τ_e − 1[y < V]| (y − V)², a lower expectile)
-    conservative L_C    = mean [ logsumexp_{a ∈ {a_t} ∪ a⁻} Q̂(h_t, a) − Q̂(h_t, a_t) ],
-                 Q̂(h, a) = E_R[r | h, a] + γ V(T(h, a))                                 [choice: CQL over
+    conservative L_C    = mean [ logsumexp_{a ∈ {a_t} ∪ a⁻} Q̂(h_t, a) − Q̂(h_t, a_t) ]      (cql only)
+                        + mean (Q̂(h_t, a_t) − y)²                     (the anchor, cql and expectile)
+                 Q̂(h, a) = E_R[r | h, a] + γ V(T̃(h, a)),  T̃ = T rescaled to ‖h‖             [choice: CQL over
                  sampled actions with the model-based action value; R and T detached,
                  so the penalty acts on the value function; with the reward model off, r_t and 0
                  stand in for E_R[r]; with the transition model off, h̄_{t+1} and h̄_t for T(h, a)]
+                 Soundness (METHOD.md; the first version is anchor="none", transition_scale="none",
+                 value_bound="none"): the anchor ties the logged action's Q̂ to its TD target (else the
+                 penalty is minimised by inflating V where T(h, a_t) lands); T̃ puts V's input on the
+                 encoder's scale (InfoNCE trains T's direction only); V = v_min + (v_max − v_min) σ(·)
+                 keeps every value in the range of discounted returns [min(0, r)/(1−γ), max r/(1−γ)].
     reward       L_R    = CE(R(h_t, a_t), click|purchase) and CE(R(h_t, a⁻), negative),
                  averaged over all B (1 + K) pairs                                         [paper: 3 classes]
     transition   L_T    = InfoNCE with cosine / τ: T(h_t, a_t) must pick h̄_{t+1} and
@@ -57,7 +63,7 @@ from ..config import AlgoConfig, ModelConfig, _choice, _count
 from ..data.replay import Batch
 from ..errors import ConfigError
 from ..models import build_backbone
-from .base import Algo, item_cross_entropy
+from .base import Algo, item_cross_entropy, item_head, normalized_weights
 
 NEGATIVE, CLICK, PURCHASE = 0, 1, 2
 
@@ -93,12 +99,26 @@ class MCRLConfig(AlgoConfig):
     target_update: float = 0.01
     #: hidden width of the value, reward and transition MLPs
     mlp_hidden: int = 64
+    #: soundness (METHOD.md): how the logged action's model-based value is tied to a return.
+    #: ``consistency`` adds (Q̂(h, a_t) − y)² to the conservative term; ``target`` puts the TD
+    #: target y in place of Q̂(h, a_t) in the penalty; ``none`` is the first version, whose
+    #: penalty is minimised by inflating V wherever T(h, a_t) lands
+    anchor: str = "consistency"
+    #: the scale V reads T's output on: ``encoder`` rescales T(h, a) to ‖h‖ (InfoNCE trains
+    #: only its direction, so its norm is arbitrary); ``none`` (the first version) uses it raw
+    transition_scale: str = "encoder"
+    #: ``sigmoid`` bounds V by construction to [min(0, r_min), r_max] / (1 − γ), the range of
+    #: every discounted return; ``none`` (the first version) leaves it a free linear output
+    value_bound: str = "sigmoid"
 
     def validate(self) -> None:
         super().validate()
         _choice("MCRLConfig.conservative", self.conservative, ("cql", "expectile", "none"))
         _choice("MCRLConfig.transition", self.transition, ("infonce", "mse", "none"))
         _choice("MCRLConfig.policy_weight", self.policy_weight, ("value", "advantage", "none"))
+        _choice("MCRLConfig.anchor", self.anchor, ("consistency", "target", "none"))
+        _choice("MCRLConfig.transition_scale", self.transition_scale, ("encoder", "none"))
+        _choice("MCRLConfig.value_bound", self.value_bound, ("sigmoid", "none"))
         if self.neg < 1:
             raise ConfigError("MCRLConfig.neg", f"must be ≥ 1, got {self.neg}", "give the number of negatives, e.g. 10")
         _count("MCRLConfig.warmup_steps", self.warmup_steps, 0, example=" (0: no warm-up)")
@@ -118,6 +138,29 @@ def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
+class ValueHead(nn.Sequential):
+    """``V(h)``: an MLP, squashed into ``[v_min, v_max]`` when bounded (no return lies outside it).
+
+    A ``Sequential`` of the same layers as the first version's, so its weights keep their names.
+    """
+
+    def __init__(self, inp: int, hidden: int, bounds: tuple[float, float] | None, start: float = 0.0):
+        super().__init__(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.bounds = bounds
+        if bounds is not None:  # start near ``start`` (the sigmoid's midpoint would be the range's middle)
+            lo, hi = bounds
+            frac = min(max((start - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+            with torch.no_grad():
+                self[-1].bias.fill_(float(torch.logit(torch.tensor(frac))))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        u = super().forward(h)
+        if self.bounds is None:
+            return u
+        lo, hi = self.bounds
+        return lo + (hi - lo) * torch.sigmoid(u)
+
+
 class MCRL(Algo):
     name = "mcrl"
     Config = MCRLConfig
@@ -132,8 +175,12 @@ class MCRL(Algo):
             )
         self.backbone = build_backbone(model, n_items, state_len)
         d, e, m = self.backbone.out_dim, model.hidden, config.mlp_hidden
-        self.policy = nn.Linear(d, n_items)
-        self.value = _mlp(d, m, 1)
+        self.policy = item_head(d, n_items, model)
+        r_min, r_max = min(0.0, config.reward_click, config.reward_buy), max(0.0, config.reward_click, config.reward_buy)
+        self.value_range = (r_min / (1 - config.gamma), r_max / (1 - config.gamma))
+        # a bounded V starts at the value of clicking forever, r_click / (1 − γ): a typical return
+        self.value = ValueHead(d, m, self.value_range if config.value_bound == "sigmoid" else None,
+                               start=config.reward_click / (1 - config.gamma))
         self.reward = _mlp(d + e, m, 3)
         self.transition = _mlp(d + e, m, d)
         # targets: a Polyak copy of the encoder and the value head, never trained directly
@@ -148,6 +195,14 @@ class MCRL(Algo):
         """E_R[r | h, a] = P(click) r_click + P(purchase) r_buy (a negative earns 0)."""
         p = reward_logits.softmax(-1)
         return p[..., CLICK] * self.config.reward_click + p[..., PURCHASE] * self.config.reward_buy
+
+    def on_scale(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """T's output as V reads it: rescaled to the encoder's norm ‖h‖ (``transition_scale="encoder"``,
+        with the InfoNCE transition loss, which trains only T's direction), else as it is."""
+        if self.config.transition_scale != "encoder" or self.config.transition != "infonce":
+            return t
+        norm = h.detach().norm(dim=-1, keepdim=True)
+        return F.normalize(t, dim=-1) * (norm if t.dim() == 2 else norm[:, None])
 
     def _pairs(self, h: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """[h, e_a] for actions of shape [B] or [B, K] (h broadcast over K)."""
@@ -212,8 +267,9 @@ class MCRL(Algo):
         else:
             parts["transition"] = zero
 
-        # conservative value learning: CQL over {a_t} ∪ negatives with Q̂ = E[R] + γ V(T(h, a))
-        if cfg.conservative == "cql":
+        # conservative value learning: CQL over {a_t} ∪ negatives with Q̂ = E[R] + γ V(T̃(h, a)); the
+        # anchor ties Q̂(h, a_t) to the TD target under either conservative mode
+        if cfg.conservative != "none":
             # a model switched off is untrained: its training targets stand in for it
             # (reward: r_t for a_t, 0 for a negative; next state: h̄_{t+1} for a_t, h̄_t for a negative)
             if cfg.reward_model:
@@ -221,19 +277,22 @@ class MCRL(Algo):
             else:
                 r_hat_pos, r_hat_neg = batch.reward, batch.reward.new_zeros(B, cfg.neg)
             if cfg.transition != "none":
-                next_pos, next_neg = t_pos.detach(), t_neg.detach()
+                next_pos, next_neg = self.on_scale(t_pos.detach(), h), self.on_scale(t_neg.detach(), h)
             else:
                 next_pos, next_neg = h_bar_next, h_bar[:, None].expand(-1, cfg.neg, -1)
-            q_hat = torch.cat(
-                [
-                    r_hat_pos[:, None] + cfg.gamma * self.value(next_pos).squeeze(-1)[:, None],
-                    r_hat_neg + cfg.gamma * self.value(next_neg).squeeze(-1),
-                ],
-                dim=1,
-            )  # [B, 1 + K]
-            parts["conservative"] = (torch.logsumexp(q_hat, dim=1) - q_hat[:, 0]).mean()
+            q_pos = r_hat_pos + cfg.gamma * self.value(next_pos).squeeze(-1)  # [B]
+            q_neg = r_hat_neg + cfg.gamma * self.value(next_neg).squeeze(-1)  # [B, K]
+            # the anchor: Q̂(h, a_t) must be a return estimate, not free to rise (METHOD.md soundness (1))
+            parts["anchor"] = (q_pos - y).pow(2).mean() if cfg.anchor == "consistency" else zero
+            if cfg.conservative == "cql":
+                # anchor="target": the data action's value is its TD target, so only negatives are pushed
+                q_data = y if cfg.anchor == "target" else q_pos
+                q_hat = torch.cat([q_data[:, None], q_neg], dim=1)  # [B, 1 + K]
+                parts["conservative"] = (torch.logsumexp(q_hat, dim=1) - q_hat[:, 0]).mean()
+            else:
+                parts["conservative"] = zero
         else:
-            parts["conservative"] = zero
+            parts["conservative"] = parts["anchor"] = zero
 
         # policy: value-weighted cross-entropy over all items
         ce = item_cross_entropy(self.policy, h, batch.action)
@@ -244,7 +303,7 @@ class MCRL(Algo):
         else:  # advantage
             w = (y - v.detach()).clamp(min=0.0)
         if cfg.normalize_weight and cfg.policy_weight != "none":
-            w = w / w.mean().clamp(min=1e-6)
+            w = normalized_weights(w)  # the batch mean → 1, guarded (base.normalized_weights)
         parts["policy"] = (w * ce).mean()
         parts["ce"] = ce.mean().detach()  # logged only: the plain CE, comparable across algorithms
         parts["v_mean"] = v.mean().detach()
@@ -252,7 +311,7 @@ class MCRL(Algo):
         parts["total"] = (
             parts["policy"]
             + cfg.lambda_value * parts["value"]
-            + cfg.lambda_conservative * parts["conservative"]
+            + cfg.lambda_conservative * (parts["conservative"] + parts["anchor"])
             + cfg.lambda_reward * parts["reward"]
             + cfg.lambda_transition * parts["transition"]
         )
@@ -282,7 +341,8 @@ class MCRL(Algo):
         """The model-based action value Q̂(s, a) = E_R[r] + γ V(T(h, a)) for actions [B] or [B, K]."""
         h = self.backbone.encode(states, lengths)
         pairs = self._pairs(h, actions)
-        return self.expected_reward(self.reward(pairs)) + self.config.gamma * self.value(self.transition(pairs)).squeeze(-1)
+        nxt = self.on_scale(self.transition(pairs), h)
+        return self.expected_reward(self.reward(pairs)) + self.config.gamma * self.value(nxt).squeeze(-1)
 
     def predicted_next(self, states: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """T(h, a): the transition model's next-state embedding for actions [B] → [B, d] or [B, K] → [B, K, d]."""

@@ -30,7 +30,7 @@ class Popularity(Algo):
         super().__init__(n_items, state_len, model, config, seed)
         self.register_buffer("counts", torch.zeros(n_items))
 
-    def fit(self, buffer: ReplayBuffer) -> None:
+    def fit(self, buffer: ReplayBuffer, data=None) -> None:
         actions = buffer.action.long()
         if not self.config.count_purchases:
             actions = actions[~buffer.is_buy]

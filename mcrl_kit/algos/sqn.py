@@ -49,7 +49,7 @@ from ..data.replay import Batch
 from ..errors import ConfigError
 from ..fused import gathered_q, linear_argmax
 from ..models import build_backbone
-from .base import Algo, item_cross_entropy
+from .base import Algo, item_cross_entropy, item_head
 
 
 @dataclasses.dataclass
@@ -79,8 +79,8 @@ class QNetwork(nn.Module):
     def __init__(self, model: ModelConfig, n_items: int, state_len: int):
         super().__init__()
         self.backbone = build_backbone(model, n_items, state_len)
-        self.q_head = nn.Linear(self.backbone.out_dim, n_items)
-        self.ce_head = nn.Linear(self.backbone.out_dim, n_items)
+        self.q_head = item_head(self.backbone.out_dim, n_items, model)
+        self.ce_head = item_head(self.backbone.out_dim, n_items, model)
 
     def encode(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.backbone.encode(states, lengths)
