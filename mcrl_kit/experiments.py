@@ -33,15 +33,14 @@ from tqdm.auto import tqdm
 from . import paths
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import PreparedData, prepare
+
+# the real samples of ../shared/data (RetailRocket 5,000 visitors, session-rec's Yoochoose clicks): named once
+from .data.calibrate import RETAILROCKET_SAMPLE, YOOCHOOSE_SAMPLE
 from .errors import DataError
 from .report import compare_runs, format_compare, load_run_metrics, run_label
 from .runs import RunConfig, load_run, run_key
 from .train import train
 
-#: the RetailRocket sample shipped in ``../shared/data`` (5,000 real visitors)
-RETAILROCKET_SAMPLE = ("retailrocket_sample_5k_visitors", "sample_events.csv.gz")
-#: the session-rec Yoochoose click sample in ``../shared/data`` (clicks only)
-YOOCHOOSE_SAMPLE = ("yoochoose_clicks_100k_session_rec", "yoochoose-clicks-100k_train_full.txt.gz")
 DATASETS = ("simulator", "retailrocket-sample", "yoochoose-sample", "auto", "retailrocket", "yoochoose", "events")
 
 
@@ -139,19 +138,25 @@ def repeat_table(datasets: Mapping[str, PreparedData], split: str = "train") -> 
     return pd.DataFrame(rows)
 
 
+def fitted_baseline(name: str, data: PreparedData):
+    """A non-trainable algorithm (popularity, recency, sknn, vsknn) fitted on ``data``'s train split."""
+    from .algos import build_algo
+
+    algo = build_algo(name, data.n_items, data.config.state_len, ModelConfig(), {})
+    algo.fit(data.replay("train"), data)
+    return algo
+
+
 def heuristic_table(datasets: Mapping[str, PreparedData], split: str = "test",
                     algos: Sequence[str] = ("popularity", "recency"), metrics: Sequence[str] = ("HR@5", "NDCG@10")) -> pd.DataFrame:
     """The trivial baselines fitted on each dataset's train split, scored on ``split``: one row per (dataset, algorithm)."""
-    from .algos import build_algo
     from .evaluate import evaluate
     from .train import score_fn
 
     rows = []
     for name, data in datasets.items():
         for algo_name in algos:
-            algo = build_algo(algo_name, data.n_items, data.config.state_len, ModelConfig(), {})
-            algo.fit(data.replay("train"), data)
-            m = evaluate(score_fn(algo, torch.device("cpu")), data.replay(split))
+            m = evaluate(score_fn(fitted_baseline(algo_name, data), torch.device("cpu")), data.replay(split))
             rows.append({"data": name, "algorithm": algo_name,
                          **{f"{kind} {k}": m[kind][k] for kind in ("purchase", "click") for k in metrics}})
     return pd.DataFrame(rows)

@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .algos import Algo, build_algo
-from .config import ModelConfig
+from .algos import Algo
 from .data import PreparedData
 from .data import simulator as sim
 from .data.closed_loop import ItemMap, Recommend, Response, closed_loop, recommender
 from .errors import ConfigError
+from .experiments import fitted_baseline
 from .report import run_label
 from .runs import RunConfig, load_run
 from .storage import read_json_object
@@ -47,12 +47,7 @@ def policy(algo: Algo, data: PreparedData, device: str | torch.device = "cpu") -
 
 def reference_policies(data: PreparedData) -> dict[str, Recommend]:
     """Popularity and recency fitted on ``data``'s train split (the trivial baselines as recommenders)."""
-    out = {}
-    for name in ("popularity", "recency"):
-        algo = build_algo(name, data.n_items, data.config.state_len, ModelConfig(), {})
-        algo.fit(data.replay("train"), data)
-        out[name] = policy(algo, data)
-    return out
+    return {name: policy(fitted_baseline(name, data), data) for name in ("popularity", "recency")}
 
 
 def _interval(x: np.ndarray) -> tuple[float, float, float]:

@@ -5,8 +5,9 @@ The simulator's behaviour constants (``Scale.p_repeat``, ``p_revisit``, ``buy_la
 purchases and clicks that repeat the last item or an item of the state
 (:func:`mcrl_kit.data.stats.repeat_stats`) and their purchase share.
 :func:`fit_behaviour` does the fit; ``tools/calibrate_simulator.py`` runs it for every
-scale and prints the constants that ``simulator.SCALES`` records; :func:`behaviour_table`
-puts each scale's statistics beside the real samples' (README, notebook 02).
+scale and prints the constants that ``simulator.SCALES`` records;
+``experiments.repeat_table`` puts each scale's statistics beside the real samples' (README,
+notebook 02).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from ..errors import DataError
 from . import simulator
-from .stats import REPEAT_STATS, repeat_stats
+from .stats import repeat_stats
 
 #: the real samples of ``shared/data`` the targets come from (``paths.shared_file`` finds them)
 RETAILROCKET_SAMPLE = ("retailrocket_sample_5k_visitors", "sample_events.csv.gz")
@@ -100,28 +101,3 @@ def fit_behaviour(
     world.buy_logit = fitted["buy_logit"]
     check = measure(world, scale, sessions, seed=seed + rounds)
     return {**fitted, **{f"measured/{k}": round(v, 4) for k, v in check.items()}}
-
-
-def behaviour_table(
-    real: dict[str, pd.DataFrame], scales: tuple[str, ...] = tuple(simulator.SCALES), *, sessions: int = 20_000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The repeat shares (with 95 % bootstrap intervals) of each simulator scale beside real logs.
-
-    ``real`` maps a name to events in ``repeat_stats``'s shape (e.g. a prepared sample's
-    train split). Each scale simulates ``sessions`` sessions (its own count if smaller).
-    """
-    frames = []
-    for name, events in real.items():
-        frames.append(repeat_stats(events, simulator.HISTORY, seed=seed).assign(data=name))
-    for scale in scales:
-        n = min(sessions, simulator.SCALES[scale].sessions)
-        events = log_events(simulator.simulate(scale, seed=seed, sessions=n, progress=False))
-        frames.append(repeat_stats(events, simulator.HISTORY, seed=seed).assign(data=f"simulator {scale}"))
-    table = pd.concat(frames).reset_index()
-    table["cell"] = [
-        "–" if not np.isfinite(s) else f"{s:.3f} [{lo:.3f}, {hi:.3f}]"
-        for s, lo, hi in zip(table["share"], table["low"], table["high"])
-    ]
-    out = table.pivot(index="data", columns="statistic", values="cell")[list(REPEAT_STATS)]
-    return out.loc[[*real, *(f"simulator {s}" for s in scales)]]
