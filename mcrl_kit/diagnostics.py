@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .algos import Algo
+from .algos import ALGOS, Algo
 from .data import PreparedData
 from .data.closed_loop import ItemMap, forced_values, recommender
 from .data.replay import ReplayBuffer, mc_returns
@@ -48,7 +48,7 @@ def predicted_values(
     if not algo.value_based:
         raise ConfigError(
             f"algorithm {algo.name!r}", "has no value estimates to diagnose",
-            "diagnose a value-based run: sqn, sac, snqn, sa2c or mcrl",
+            f"diagnose a value-based run: {', '.join(n for n, c in ALGOS.items() if c.value_based)}",
         )
     was_training = algo.training
     algo.eval()

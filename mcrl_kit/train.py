@@ -299,9 +299,8 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
     history: list[dict] = []
     total_steps = steps_for(cfg, len(train_buf)) if algo.trainable else 0
     best_step = total_steps
-    if not algo.trainable:
-        algo.fit(train_buf, data)
-    else:
+    algo.fit(train_buf, data)  # a gradient algorithm reads what it needs of the train split (sampler counts)
+    if algo.trainable:
         history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume)
     hist = pd.DataFrame(history)
 

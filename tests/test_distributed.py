@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -119,3 +121,29 @@ def test_two_processes_resume_exactly(tiny_data, tmp_path):
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((cut / "metrics.json").read_text())
     assert resumed == full
+
+
+def test_every_algorithm_runs_under_two_processes(tiny_data, tmp_path):
+    """The whole registry (and the samplers that read beyond a row) under DDP, in one torchrun launch:
+    each run ends with one set of files and finite losses."""
+    script = Path(__file__).with_name("ddp_every_algo.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           str(script), str(tiny_data.root), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    from ddp_every_algo import RUNS
+
+    from mcrl_kit.algos import ALGOS
+
+    for name, (algo, _) in RUNS.items():
+        cls, run = ALGOS[algo], tmp_path / name
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["algo"] == algo
+        names = {p.name for p in run.iterdir()}
+        assert {"config.json", "metrics.json", "model.pt", "history.csv"} <= names, (algo, names)
+        if cls.trainable:
+            history = pd.read_csv(run / "history.csv")
+            losses = history[[c for c in history if c.startswith("loss/")]]
+            assert len(history) == 4 and np.isfinite(losses.to_numpy()).all(), algo
+            assert sum(n.startswith("best-") for n in names) == 1, (algo, names)

@@ -87,7 +87,7 @@ def hand_algo(name: str, trained: int, **params):
             net.ce_head.bias.zero_()
     algo.draw_trained = lambda: trained
     if hasattr(algo.config, "neg"):
-        algo.sample_negatives = lambda actions, k: NEG[:, :k]
+        algo.negatives = lambda batch, k: NEG[:, :k]
     return algo
 
 

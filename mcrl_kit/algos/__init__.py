@@ -12,6 +12,9 @@
 | snqn / sa2c | snqn.py         | Xin et al. 2022: + sampled negatives, advantage-weighted |
 | cql / iql   | cql.py          | discrete CQL (Kumar 2020); IQL with AWR (Kostrikov 2022) |
 | mcrl        | mcrl.py         | Li et al. 2024: value, reward & transition models       |
+
+SNQN, SA2C and MCRL draw their negatives through one interface, ``samplers.py`` (registry
+``SAMPLERS``: uniform, popularity, in_batch, unseen; the config field ``sampler``).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from ..data.prepare import PreparedData
 from ..data.replay import Batch, ReplayBuffer
 from ..fused import linear_cross_entropy
 from ..seeding import torch_generator
+from .samplers import Sampler, item_counts, uniform_negatives
 
 
 class Algo(nn.Module):
@@ -47,6 +48,8 @@ class Algo(nn.Module):
     #: True when a step may leave some trainable parameters without a gradient (SQN's
     #: role swap trains one network per step): DistributedDataParallel must then look
     unused_params: ClassVar[bool] = False
+    #: the negative sampler (``samplers.py``) of the algorithms that draw negatives; None otherwise
+    sampler: Sampler | None = None
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: AlgoConfig, seed: int = 0):
         super().__init__()
@@ -94,9 +97,15 @@ class Algo(nn.Module):
         """Called after each optimiser step (target networks, schedules)."""
 
     def fit(self, buffer: ReplayBuffer, data: PreparedData | None = None) -> None:
-        """Non-gradient fitting (popularity, recency, kNN) on the training transitions ``buffer``; ``data``
-        is the prepared dataset they come from (its train split's events, timestamps included, for
-        methods that need whole sessions). Gradient algorithms ignore it."""
+        """What an algorithm reads off the training split before (or instead of) gradient steps; the loop
+        calls it for every algorithm with the train split's transitions ``buffer``.
+
+        Non-gradient methods (popularity, recency, kNN) are fitted here; ``data`` is the prepared dataset
+        the transitions come from (its train split's events, timestamps included, for methods that need
+        whole sessions). A gradient algorithm gives its negative sampler the train split's item counts
+        (what the popularity sampler draws by) and otherwise ignores it."""
+        if self.sampler is not None:
+            self.sampler.fit(item_counts(buffer.action, self.n_items))
 
     def param_counts(self) -> dict[str, int]:
         """Trainable parameters (what the paper's tables count) and frozen ones (targets)."""
@@ -105,16 +114,20 @@ class Algo(nn.Module):
         return {"params": trainable, "params_frozen": frozen}
 
     # --- helpers for subclasses ----------------------------------------------------------
+    def negatives(self, batch: Batch, k: int) -> torch.Tensor:
+        """``[B, k]`` negative actions for the batch from the algorithm's sampler (``config.sampler``)."""
+        if self.sampler is None:
+            raise NotImplementedError(f"{self.name} draws no negatives")
+        return self.sampler.draw(batch, k, self.generator)
+
     def sample_negatives(self, actions: torch.Tensor, k: int) -> torch.Tensor:
-        """``k`` items per row drawn uniformly from all items except the row's action.
+        """``k`` items per row drawn uniformly from all items except the row's action (whatever the
+        training sampler): the probes' negatives, comparable across samplers.
 
         As the reference: with replacement among the k, never the logged item. Drawn on
         the CPU generator (so CPU and GPU runs draw the same items), then moved.
         """
-        cpu_actions = actions.detach().to("cpu")
-        neg = torch.randint(0, self.n_items - 1, (len(actions), k), generator=self.generator)
-        neg += (neg >= cpu_actions[:, None]).long()  # skip the logged item, keep uniformity
-        return neg.to(actions.device)
+        return uniform_negatives(actions, k, self.n_items, self.generator).to(actions.device)
 
     def get_extra_state(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -6,7 +6,7 @@ it states is marked **[paper]**, the kit's reconstruction where it is silent
 **[choice]** — each choice is a config field, so it can be switched off and compared
 (``METHOD.md``). Notation: ``h_t = f(s_t)`` the online encoder, ``f̄`` its Polyak
 average (the target encoder), ``e_a`` the item embedding, ``K`` negatives ``a⁻``
-per transition drawn uniformly from the items other than ``a_t``.
+per transition drawn (by default uniformly; ``sampler``, ``samplers.py``) from the items other than ``a_t``.
 
 Networks (one encoder, one item-sized head — far fewer parameters than SQN's two
 networks × two heads):
@@ -64,14 +64,18 @@ from ..data.replay import Batch
 from ..errors import ConfigError
 from ..models import build_backbone
 from .base import Algo, item_cross_entropy, item_head, normalized_weights
+from .samplers import SAMPLERS, make_sampler
 
 NEGATIVE, CLICK, PURCHASE = 0, 1, 2
 
 
 @dataclasses.dataclass
 class MCRLConfig(AlgoConfig):
-    #: K: negative actions per transition, uniform over items ≠ a_t
+    #: K: negative actions per transition
     neg: int = 10
+    #: where the negatives come from: uniform (over the items ≠ a_t) | popularity | in_batch | unseen
+    #: (``samplers.py``)
+    sampler: str = "uniform"
     #: conservative value learning: cql | expectile | none
     conservative: str = "cql"
     #: transition model loss: infonce | mse | none
@@ -121,6 +125,7 @@ class MCRLConfig(AlgoConfig):
         _choice("MCRLConfig.value_bound", self.value_bound, ("sigmoid", "none"))
         if self.neg < 1:
             raise ConfigError("MCRLConfig.neg", f"must be ≥ 1, got {self.neg}", "give the number of negatives, e.g. 10")
+        _choice("MCRLConfig.sampler", self.sampler, SAMPLERS)
         _count("MCRLConfig.warmup_steps", self.warmup_steps, 0, example=" (0: no warm-up)")
         _count("MCRLConfig.mlp_hidden", self.mlp_hidden, 1, example=", e.g. 64")
         for name in ("lambda_value", "lambda_conservative", "lambda_reward", "lambda_transition"):
@@ -169,10 +174,7 @@ class MCRL(Algo):
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: MCRLConfig, seed: int = 0):
         super().__init__(n_items, state_len, model, config, seed)
-        if config.neg >= n_items:
-            raise ConfigError(
-                "MCRLConfig.neg", f"K = {config.neg} negatives but only {n_items} items", f"give neg < {n_items}"
-            )
+        self.sampler = make_sampler("MCRLConfig", config.sampler, config.neg, n_items, state_len)
         self.backbone = build_backbone(model, n_items, state_len)
         d, e, m = self.backbone.out_dim, model.hidden, config.mlp_hidden
         self.policy = item_head(d, n_items, model)
@@ -215,7 +217,7 @@ class MCRL(Algo):
     def loss(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         B = batch.action.shape[0]
-        neg = self.sample_negatives(batch.action, cfg.neg)  # [B, K]
+        neg = self.negatives(batch, cfg.neg)  # [B, K], never a_t
         h = self.backbone.encode(batch.state, batch.len_state)  # h_t
         with torch.no_grad():
             # one target pass over [s_t ; s_{t+1}]: h̄_t for the negatives, h̄_{t+1} for bootstraps

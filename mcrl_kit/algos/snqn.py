@@ -4,8 +4,8 @@ Xin, Karatzoglou, Arapakis, Jose. "Supervised Advantage Actor-Critic for Recomme
 Systems". WSDM 2022.
 
 The two networks, the role draw and the double-Q target are SQN's (``sqn.py``). SNQN
-adds ``K`` negative actions ``a⁻`` per transition, drawn uniformly from the items other
-than ``a_t``. A negative earns reward 0 and leaves the user where they were, so its
+adds ``K`` negative actions ``a⁻`` per transition, drawn by default uniformly from the
+items other than ``a_t`` (``sampler``: ``samplers.py``). A negative earns reward 0 and leaves the user where they were, so its
 target bootstraps from the **current** state, with no ``done`` mask (the session did
 not move, so it did not end either)::
 
@@ -39,17 +39,21 @@ import dataclasses
 
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, _choice
 from ..data.replay import Batch
 from ..errors import ConfigError
 from .base import item_cross_entropy
+from .samplers import SAMPLERS, make_sampler
 from .sqn import SQN, SQNConfig, ce_parts, check_switch_step, double_q_target, greedy, q_at
 
 
 @dataclasses.dataclass
 class SNQNConfig(SQNConfig):
-    #: K: negative actions per transition, uniform over the items ≠ a_t (the reference: 10)
+    #: K: negative actions per transition (the reference: 10)
     neg: int = 10
+    #: where the negatives come from: uniform (over the items ≠ a_t, the reference) | popularity |
+    #: in_batch | unseen (``samplers.py``)
+    sampler: str = "uniform"
 
     def validate(self) -> None:
         super().validate()
@@ -58,6 +62,7 @@ class SNQNConfig(SQNConfig):
                 f"{type(self).__name__}.neg", f"must be ≥ 1, got {self.neg}",
                 "give the number of negatives per transition, e.g. 10 (or use sqn for none)",
             )
+        _choice(f"{type(self).__name__}.sampler", self.sampler, SAMPLERS)
 
 
 @dataclasses.dataclass
@@ -83,19 +88,15 @@ class SNQN(SQN):
     Config = SNQNConfig
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: SNQNConfig, seed: int = 0):
-        if config.neg >= n_items:
-            # negatives are drawn from the n_items − 1 items other than a_t
-            raise ConfigError(
-                f"{type(config).__name__}.neg", f"K = {config.neg} negatives but only {n_items} items",
-                f"give neg < {n_items}",
-            )
+        sampler = make_sampler(type(config).__name__, config.sampler, config.neg, n_items, state_len)
         super().__init__(n_items, state_len, model, config, seed)
+        self.sampler = sampler
 
     def loss(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         i = self.draw_trained()
         trained, other = self.nets[i], self.nets[1 - i]
-        neg = self.sample_negatives(batch.action, cfg.neg)  # [B, K], never a_t
+        neg = self.negatives(batch, cfg.neg)  # [B, K], never a_t
         now, after = (batch.state, batch.len_state), (batch.next_state, batch.len_next_state)
         h, h_next = trained.encode_many(now, after)
         with torch.no_grad():

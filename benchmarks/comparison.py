@@ -1,0 +1,206 @@
+"""Every method at its documented defaults, on one budget: the README's comparison tables.
+
+    .venv/bin/python benchmarks/comparison.py                       # everything (hours on 2 cores)
+    .venv/bin/python benchmarks/comparison.py --part main --shard 0/2 &  # two processes, one core each
+    .venv/bin/python benchmarks/comparison.py --part main --shard 1/2
+    .venv/bin/python benchmarks/comparison.py --report [--readme]  # tables from the runs done so far
+
+Three parts, each a list of runs cached under ``--out``/runs (default ``build/comparison``):
+an interrupted invocation resumes where it stopped (a finished run is reused, a half-trained
+one resumed from its checkpoint), so the study can be spread over sessions and processes.
+
+- ``main``: the calibrated simulator ``small``, GRU and SASRec, 4,000 steps of batch 256,
+  validation every 500 steps (checkpoint selection on purchase NDCG@10, the loop's default),
+  seeds 0 1 2: the heuristics (popularity, recency, SKNN, VSKNN — no training, no seed, no
+  backbone), supervised, the reward-weighted CE control, SQN, SA2C, CQL, IQL, MCRL (sound)
+  and MCRL with each component off;
+- ``samplers``: MCRL and SA2C on GRU with each negative sampler × K ∈ {1, 10, 50};
+- ``real``: the main list on the RetailRocket sample of ``../shared`` (when present).
+
+Every method runs at its documented defaults — no per-method tuning (issue 16's equal-budget
+study replaces this). SA2C switches to its advantage weight halfway (``experiments.baselines``:
+its default 15,000 is beyond this budget). ``--report`` prints (and with ``--readme`` writes into
+README.md between the ``comparison`` markers) the tables of whatever runs exist, with the seeds
+each row holds and the compute the runs took (summed from their timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mcrl_kit import experiments, paths
+from mcrl_kit.report import compare_runs, load_run_metrics, markdown_table
+from mcrl_kit.storage import replace_section
+
+STEPS, BATCH, EVAL_EVERY, SEEDS = 4000, 256, 500, (0, 1, 2)
+BACKBONES = ("gru", "sasrec")
+README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
+
+#: no training, no seed (deterministic), no backbone: run once
+HEURISTICS = {"popularity": "popularity", "recency": "recency", "SKNN": "sknn", "VSKNN": "vsknn"}
+
+
+def learned(steps: int) -> dict:
+    """The trained methods: the lineage, offline RL outside it, the control, MCRL and its ablations."""
+    b = experiments.baselines(steps)
+    return {
+        "supervised": b["supervised"], "reward-weighted CE": "reward_ce", "SQN": b["SQN"], "SA2C": b["SA2C"],
+        "CQL": "cql", "IQL": "iql",
+        **experiments.ablation_variants(),
+        "MCRL − weight normalisation": ("mcrl", {"normalize_weight": False}),
+    }
+
+
+def sampler_variants(steps: int) -> dict:
+    """MCRL and SA2C × sampler × K; the defaults (uniform, K = 10) are left out of the settings, so that
+    those runs are the main part's."""
+    from mcrl_kit.algos.samplers import SAMPLERS
+
+    out = {}
+    for label, (algo, base) in {"MCRL": ("mcrl", {}), "SA2C": experiments.baselines(steps)["SA2C"]}.items():
+        for sampler in SAMPLERS:
+            for k in (1, 10, 50):
+                params = {**base, **({"sampler": sampler} if sampler != "uniform" else {}), **({"neg": k} if k != 10 else {})}
+                out[f"{label}, {sampler}, K={k}"] = (algo, params)
+    return out
+
+
+def jobs(part: str, data: dict, root: Path, threads: int | None) -> list[tuple[str, str, experiments.Study, str, object, int]]:
+    """``(part, table label, study, backbone, variant, seed)`` in the order they are run: seed 0 of
+    everything first, so that a study cut short already holds one comparable seed of every row."""
+    out = []
+
+    def study(name: str, backbone: str) -> experiments.Study:
+        return experiments.Study(data[name], backbone=backbone, steps=STEPS, batch_size=BATCH, eval_every=EVAL_EVERY,
+                                 seeds=SEEDS, device="cpu", threads=threads, out=root / name)
+
+    if part in ("main", "real"):
+        name = "small" if part == "main" else "retailrocket-sample"
+        for label, v in HEURISTICS.items():
+            out.append((part, label, study(name, "gru"), "–", v, 0))
+        for seed in SEEDS:
+            for backbone in BACKBONES:
+                for label, v in learned(STEPS).items():
+                    out.append((part, label, study(name, backbone), backbone, v, seed))
+    elif part == "samplers":
+        for seed in SEEDS:
+            for label, v in sampler_variants(STEPS).items():
+                out.append((part, label, study("small", "gru"), "gru", v, seed))
+    return out
+
+
+def folder(study: experiments.Study, variant, seed: int) -> Path:
+    algo, params = (variant, {}) if isinstance(variant, str) else variant
+    return experiments.run_folder(study.root, study.config(algo, params, seed))
+
+
+def run(todo: list, shard: tuple[int, int]) -> None:
+    i, n = shard
+    mine = [j for k, j in enumerate(todo) if k % n == i]
+    left = [j for j in mine if not (folder(j[2], j[4], j[5]) / "metrics.json").exists()]
+    print(f"shard {i}/{n}: {len(mine)} runs, {len(mine) - len(left)} done before", flush=True)
+    for k, (part, label, study, backbone, variant, seed) in enumerate(left, 1):
+        t0 = time.perf_counter()
+        algo, params = (variant, {}) if isinstance(variant, str) else variant
+        experiments.ensure_run(study.config(algo, params, seed), study.root, data=study.data)
+        print(f"[{k}/{len(left)}] {part} {label} {backbone} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+# --- the tables ----------------------------------------------------------------------
+MAIN_COLUMNS = ("purchase HR@10", "purchase NDCG@10", "click HR@10", "click NDCG@10")
+REAL_COLUMNS = ("click HR@20", "click NDCG@20", "purchase HR@20", "purchase NDCG@20")
+
+
+def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float]:
+    """One row per (label, backbone) with the runs finished so far: mean ± std over seeds; and the compute
+    (seconds, from the runs' timings) they took."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    seconds = 0.0
+    for _, label, study, backbone, variant, seed in todo:
+        f = folder(study, variant, seed)
+        if (f / "metrics.json").exists():
+            groups.setdefault((label, backbone), []).append(f)
+            if (f / "timing.csv").exists():
+                timing = pd.read_csv(f / "timing.csv")
+                seconds += float(timing["seconds"].iloc[-1]) if len(timing) else 0.0
+    rows = []
+    for (label, backbone), folders in groups.items():
+        t = compare_runs(folders, split=split).iloc[0]
+        row = {"method": label, "backbone": backbone, "seeds": int(t["seeds"])}
+        for c in columns:
+            row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
+        rows.append(row)
+    return pd.DataFrame(rows), seconds
+
+
+def support(todo: list) -> str:
+    """How many logged clicks and purchases each split's metrics average over (from a finished run)."""
+    for _, _, study, _, variant, seed in todo:
+        f = folder(study, variant, seed)
+        if (f / "metrics.json").exists():
+            _, m = load_run_metrics(f)
+            c = m["count"]
+            return ", ".join(f"{s}: {c[s]['click']:,} clicks, {c[s]['purchase']:,} purchases" for s in ("val", "test"))
+    return "no run finished yet"
+
+
+def report(root: Path, data: dict, threads: int | None) -> str:
+    parts = []
+    main = jobs("main", data, root, threads)
+    t, seconds = table(main, MAIN_COLUMNS)
+    parts.append(
+        f"**Calibrated simulator `small`** (test split; {support(main)}). {STEPS:,} steps of batch {BATCH}, validation "
+        f"every {EVAL_EVERY} (best purchase NDCG@10 kept), seeds {' '.join(map(str, SEEDS))} (mean ± std); every method "
+        "at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
+        f"Runs so far took {seconds / 3600:.1f} h of compute.\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+    )
+    samp = jobs("samplers", data, root, threads)
+    t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
+    parts.append(
+        f"**Negative samplers** (`small`, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
+        f"{seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
+    )
+    if "retailrocket-sample" in data:
+        real = jobs("real", data, root, threads)
+        t, seconds = table(real, REAL_COLUMNS)
+        parts.append(
+            f"**RetailRocket sample** (`../shared`, test split; support: {support(real)}). The same methods, budget and "
+            f"seeds ({seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+        )
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("main", "samplers", "real", "all"), default="all")
+    ap.add_argument("--shard", default="0/1", help="I/N: run every N-th job from the I-th (one process each)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
+    ap.add_argument("--out", default=None, help="default: build/comparison")
+    ap.add_argument("--report", action="store_true", help="only print the tables of the runs finished so far")
+    ap.add_argument("--readme", action="store_true", help="with --report: write them into README.md")
+    args = ap.parse_args()
+    root = Path(args.out) if args.out else paths.build_dir() / "comparison"
+    data = {"small": experiments.load_data("simulator", scale="small")}
+    if experiments.sample_available():
+        data["retailrocket-sample"] = experiments.load_data("retailrocket-sample")
+    if args.report:
+        text = report(root, data, args.threads)
+        print(text)
+        if args.readme:
+            replace_section(paths.home() / "README.md", README_START, README_END,
+                            f"{README_START}\n{text}\n{README_END}")
+        return
+    i, n = (int(x) for x in args.shard.split("/"))
+    started = time.perf_counter()
+    parts = ("main", "samplers", "real") if args.part == "all" else (args.part,)
+    todo = [j for p in parts for j in jobs(p, data, root, args.threads) if p != "real" or "retailrocket-sample" in data]
+    run(todo, (i, n))
+    print(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
