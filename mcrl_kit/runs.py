@@ -56,6 +56,10 @@ RUN_FORMAT = 3
 BEFORE_FORMAT_3 = {"model": {"head_init": "torch"},
                    "mcrl": {"anchor": "none", "transition_scale": "none", "value_bound": "none"}}
 
+#: settings added since run format 3 whose default is exactly what runs written before did: at that default
+#: they are left out of a run's identity, so those runs keep their folders (a study reuses them) and resume
+ADDED_SETTINGS = {"algo_params": {"sampler": "uniform"}}
+
 #: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
 RUN_FILES = re.compile(
     r"config\.json|history\.csv|checkpoint\.pt|model\.pt|timing\.csv|metrics\.json|best-\d{8}\.pt"
@@ -238,6 +242,9 @@ def run_identity(config: Mapping[str, Any]) -> dict:
     cfg = json.loads(json.dumps(dict(config)))  # a deep copy of plain JSON
     cfg.pop("format", None)
     cfg["train"] = {k: v for k, v in cfg.get("train", {}).items() if k not in EXECUTION}
+    for section, added in ADDED_SETTINGS.items():
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = {k: v for k, v in cfg[section].items() if not (k in added and added[k] == v)}
     return cfg
 
 

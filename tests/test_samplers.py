@@ -170,3 +170,16 @@ def train_tiny(algo, data, params):
                     train=TrainConfig(steps=10, batch_size=32, eval_every=10, device="cpu", progress=False))
     return train(run, data=data)
 
+
+
+def test_runs_written_before_the_sampler_field_keep_their_identity(tiny_data):
+    """config.json of a run from before ``sampler`` existed lacks it: at its default it is not part of the
+    identity (study folders are reused and checkpoints resume); another sampler is."""
+    from mcrl_kit.runs import RunConfig, resume_key, run_key
+
+    run = RunConfig(data=str(tiny_data.root), model=SMALL, algo="mcrl")
+    before = run.to_dict()
+    del before["algo_params"]["sampler"]
+    assert resume_key(before) == resume_key(run.to_dict())
+    assert run_key(run) == run_key(RunConfig.from_dict(before))
+    assert run_key(run) != run_key(run.replace(algo_params={"sampler": "in_batch"}))
