@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import KitError
+from .errors import KitError, KitWarning
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
@@ -189,6 +190,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select-metric", default=None,
                    help=f"KIND/METRIC@K with KIND purchase|click, METRIC NDCG|HR, K from the kit's cutoffs "
                         f"(default {_default(TrainConfig, 'select_metric')})")
+    p.add_argument("--select-min-support", type=int, default=None,
+                   help="the fewest validation events of the selection metric's kind it is chosen on; below, a warning "
+                        f"and --select-fallback (default {_default(TrainConfig, 'select_min_support')})")
+    p.add_argument("--select-fallback", default=None,
+                   help="the metric chosen on when --select-metric lacks support, or `last` (the final weights) "
+                        f"(default {_default(TrainConfig, 'select_fallback')})")
     p.add_argument("--hidden", type=int, default=None, help=f"embedding/state size (default {_default(ModelConfig, 'hidden')})")
     p.add_argument("--dropout", type=float, default=None, help=f"backbone dropout (default {_default(ModelConfig, 'dropout')})")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]KEY=VALUE",
@@ -213,6 +220,7 @@ def run_config(args: argparse.Namespace):
     flags = {
         "train": dict(steps=args.steps, epochs=args.epochs, seed=args.seed, device=args.device, lr=args.lr,
                       batch_size=args.batch_size, eval_every=args.eval_every, select_metric=args.select_metric,
+                      select_min_support=args.select_min_support, select_fallback=args.select_fallback,
                       threads=args.threads, compile=args.compile or None, amp=args.amp or None,
                       progress=False if args.no_progress else None),
         "model": dict(backbone=args.backbone, hidden=args.hidden, dropout=args.dropout),
@@ -510,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status = int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # the kit's warnings as one `warning:` line, not a source line
+            status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe (`| head`) shows here, not in the interpreter's flush at exit
         return status
     except KitError as err:
@@ -526,6 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, KitWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=file or sys.stderr)
 
 
 #: exit status when stdout's reader went away (`… | head`): 128 + SIGPIPE, what the shell reports for a

@@ -314,6 +314,12 @@ class TrainConfig(Config):
     log_every: int = 100
     #: checkpoint selection on validation
     select_metric: str = "purchase/NDCG@10"
+    #: the fewest validation events of ``select_metric``'s kind (purchases or clicks) it is chosen on;
+    #: below that, a warning and ``select_fallback`` (a mean over a handful of events picks noise)
+    select_min_support: int = 50
+    #: the metric chosen on instead when ``select_metric`` lacks support; ``last``: the final weights
+    #: (also what happens, with a warning, when the fallback lacks support too)
+    select_fallback: str = "click/NDCG@10"
     seed: int = 0
     #: auto (CUDA when present) | cpu | cuda | cuda:N
     device: str = "auto"
@@ -343,6 +349,8 @@ class TrainConfig(Config):
         _positive("TrainConfig.eval_batch_size", self.eval_batch_size)
         _positive("TrainConfig.threads", self.threads, allow_none=True)
         _choice("TrainConfig.select_metric", self.select_metric, SELECT_METRICS)
+        _choice("TrainConfig.select_fallback", self.select_fallback, (*SELECT_METRICS, "last"))
+        _count("TrainConfig.select_min_support", self.select_min_support, 1, example=", e.g. 50")
         _seed("TrainConfig.seed", self.seed)
         if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise ConfigError("TrainConfig.device", f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N")

@@ -27,3 +27,8 @@ class ConfigError(KitError):
 
 class TrainingError(KitError):
     """Training cannot go on (NaN/inf loss, incompatible checkpoint)."""
+
+
+class KitWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. checkpoint selection falling
+    back to another metric for lack of validation events). One sentence naming what and why."""

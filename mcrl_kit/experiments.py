@@ -186,7 +186,19 @@ def ensure_run(run: RunConfig, root: str | Path, *, data: PreparedData | None = 
     out = run_folder(root, run)
     if not (out / "metrics.json").exists():
         train(run, out, resume=True, data=data)
+    elif _chosen_without_support(out, run):
+        train(run, out, overwrite=True, data=data)
     return out
+
+
+def _chosen_without_support(out: Path, run: RunConfig) -> bool:
+    """A run finished before checkpoint selection looked at its support, whose selection metric had fewer
+    validation events than ``select_min_support``: today's rule would have chosen otherwise."""
+    _, metrics = load_run_metrics(out)
+    if "selection" in metrics or not metrics.get("steps"):
+        return False
+    kind = run.train.select_metric.split("/")[0]
+    return int(metrics.get("count", {}).get("val", {}).get(kind, 0)) < run.train.select_min_support
 
 
 @dataclasses.dataclass

@@ -58,7 +58,10 @@ BEFORE_FORMAT_3 = {"model": {"head_init": "torch"},
 
 #: settings added since run format 3 whose default is exactly what runs written before did: at that default
 #: they are left out of a run's identity, so those runs keep their folders (a study reuses them) and resume
-ADDED_SETTINGS = {"algo_params": {"sampler": "uniform"}}
+ADDED_SETTINGS = {"algo_params": {"sampler": "uniform"},
+                  # earlier runs chose on select_metric whatever its support; where it had 50 validation
+                  # events or more that is what these defaults do (experiments.ensure_run retrains the others)
+                  "train": {"select_min_support": 50, "select_fallback": "click/NDCG@10"}}
 
 #: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
 RUN_FILES = re.compile(

@@ -40,6 +40,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from .config import TrainConfig
 from .data import PreparedData, load_prepared
 from .data.replay import ReplayBuffer
 from .devices import broadcast, distributed, on_rank0, rank_device, resolve_device
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, KitWarning, TrainingError
 from .evaluate import DirectRanks, LinearScores, evaluate, flat_metrics
 from .runs import (
     RunConfig,
@@ -241,6 +242,38 @@ def evaluate_algo(algo: Algo, buffer: ReplayBuffer, train: TrainConfig, device: 
         algo.train(was_training)
 
 
+def selection(cfg: TrainConfig, val_buf: ReplayBuffer) -> dict:
+    """Which validation metric chooses the checkpoint, decided before training from its support.
+
+    ``select_metric`` when validation holds at least ``select_min_support`` events of its kind
+    (purchases or clicks); else, with a :class:`~mcrl_kit.errors.KitWarning`, ``select_fallback``
+    if that has the support, else the last evaluation's weights (``metric`` = ``"last"``). So a
+    metric that is NaN (no such events) or a mean over a handful of them never silently decides.
+    """
+    support = {"purchase": int(val_buf.is_buy.sum()), "click": int((~val_buf.is_buy).sum())}
+
+    def enough(metric: str) -> bool:
+        return metric != "last" and support[metric.split("/")[0]] >= cfg.select_min_support
+
+    def events(metric: str) -> str:
+        kind = metric.split("/")[0]
+        return f"{support[kind]:,} validation {'purchases' if kind == 'purchase' else 'clicks'}"
+
+    chosen, reason = cfg.select_metric, None
+    if not enough(cfg.select_metric):
+        if cfg.select_fallback != "last" and enough(cfg.select_fallback):
+            chosen = cfg.select_fallback
+            reason = (f"{cfg.select_metric} rests on {events(cfg.select_metric)} (fewer than select_min_support = "
+                      f"{cfg.select_min_support}): the checkpoint is chosen on {chosen} ({events(chosen)}) instead")
+        else:
+            chosen = "last"
+            also = "" if cfg.select_fallback == "last" else f", and the fallback {cfg.select_fallback} on {events(cfg.select_fallback)}"
+            reason = (f"{cfg.select_metric} rests on {events(cfg.select_metric)}{also} (fewer than select_min_support = "
+                      f"{cfg.select_min_support}): the last evaluation's weights are kept")
+    return {"requested": cfg.select_metric, "metric": chosen, "min_support": cfg.select_min_support,
+            "support": support if chosen == "last" else support[chosen.split("/")[0]], "reason": reason}
+
+
 def train(
     run: RunConfig,
     out: str | Path | None = None,
@@ -300,8 +333,11 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
     total_steps = steps_for(cfg, len(train_buf)) if algo.trainable else 0
     best_step = total_steps
     algo.fit(train_buf, data)  # a gradient algorithm reads what it needs of the train split (sampler counts)
+    select = selection(cfg, val_buf) if algo.trainable else None
+    if select and select["reason"] and rank == 0:
+        warnings.warn(f"checkpoint selection: {select['reason']}", KitWarning, stacklevel=2)
     if algo.trainable:
-        history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume)
+        history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume, select["metric"])
     hist = pd.DataFrame(history)
 
     def finish() -> dict:  # rank 0 evaluates and writes; the others get its metrics
@@ -316,7 +352,8 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
             **algo.param_counts(),
             "steps": total_steps,
             "best_step": int(best_step),
-            "select_metric": cfg.select_metric,
+            "select_metric": select["metric"] if select else cfg.select_metric,
+            **({"selection": select} if select else {}),
         }
         if out is not None:
             with atomic_path(out / "model.pt") as tmp:
@@ -360,6 +397,7 @@ def _fit(
     device: torch.device,
     out: Path | None,
     resume: bool,
+    select_metric: str | None = None,
 ) -> tuple[list[dict], int]:
     """Run the optimisation; return the history and the selected step (best weights loaded).
 
@@ -373,8 +411,9 @@ def _fit(
     rank, world = distributed()
     optimizer = make_optimizer(algo, cfg.lr, device)
     batches = torch_generator(cfg.seed, "batches")
-    metric_key = "val/" + cfg.select_metric
-    state = {"step": 0, "best_value": -math.inf, "best_step": -1, "history": []}
+    select_metric = select_metric or cfg.select_metric  # "last": every evaluation replaces the best
+    metric_key = "val/" + select_metric
+    state = {"step": 0, "best_value": -math.inf, "best_step": -1, "history": [], "select_metric": select_metric}
     best: dict[str, dict | None] = {"weights": None}  # the best weights so far (rank 0)
 
     if resume and out is not None and (out / "checkpoint.pt").exists():
@@ -401,6 +440,13 @@ def _fit(
         if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         state = ckpt["state"]
+        # a checkpoint from before selection looked at support chose on the requested metric
+        if state.get("select_metric", cfg.select_metric) != select_metric:
+            raise TrainingError(
+                str(out / "checkpoint.pt"), f"chose checkpoints on {state.get('select_metric', cfg.select_metric)}, "
+                f"but this validation split's support makes it {select_metric} now (see the warning above)",
+                "train again into a new --out (or with --overwrite)",
+            )
         if state["best_step"] >= 0 and rank == 0:
             best["weights"] = load_weights(out / f"best-{state['best_step']:08d}.pt")
         if rank == 0:
@@ -457,9 +503,11 @@ def _fit(
             val = flat_metrics(evaluate_algo(algo, val_buf, cfg, device), "val/")
             row.update(val)
             timing.append({"step": done, "seconds": round(seconds0 + time.perf_counter() - t0, 2)})
-            bar.set_postfix({cfg.select_metric: f"{val[metric_key]:.4f}"})
-            if val[metric_key] > state["best_value"]:
-                state["best_value"], state["best_step"] = val[metric_key], done
+            value = float(done) if select_metric == "last" else val[metric_key]
+            if select_metric != "last":
+                bar.set_postfix({select_metric: f"{value:.4f}"})
+            if value > state["best_value"]:
+                state["best_value"], state["best_step"] = value, done
                 # deepcopy, not tensor.clone(): the state_dict also holds the algorithm's generator state (a dict)
                 best["weights"] = copy.deepcopy(algo.state_dict())
                 if out is not None:

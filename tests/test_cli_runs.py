@@ -383,7 +383,8 @@ def test_select_metric_picks_the_argmax_of_that_column(tiny_data, tmp_path):
     for metric in ("click/HR@5", "purchase/NDCG@10"):
         out = tmp_path / metric.replace("/", "-")
         # SQN seed 3: its validation curves peak at different steps for these two metrics
-        m = train_cli(tiny_data, out, "--algo", "sqn", "--seed", 3, "--steps", 20, "--eval-every", 4, "--select-metric", metric)
+        m = train_cli(tiny_data, out, "--algo", "sqn", "--seed", 3, "--steps", 20, "--eval-every", 4, "--select-metric", metric,
+                      "--select-min-support", 1)  # tiny: 33 validation purchases
         assert m["select_metric"] == metric
         hist = pd.read_csv(out / "history.csv")
         evals = hist.dropna(subset=[f"val/{metric}"])
