@@ -42,7 +42,9 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         "--path", nargs="+", default=[], action="extend", metavar="P",
         help="input file(s): RetailRocket events.csv[.gz]; Yoochoose clicks then buys; one CSV/parquet event log",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the simulator, the Yoochoose sample and the split")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seeds the train/validation/test split alone (default: --seed)")
     # one flag per source option, from the sources' registry (help: the sources that read it, and its default)
     for name, (field, readers) in option_fields().items():
         where = " / ".join(readers) + ": " + field.metadata["help"]
@@ -94,7 +96,7 @@ def data_config(args: argparse.Namespace):
         if args.source not in readers:
             refuse_ignored(args.source, name, value, readers, f"{option_flag(name)} {value}")
         options[name] = value
-    return DataConfig.from_dict(source=args.source, paths=tuple(args.path), seed=args.seed, **options)
+    return DataConfig.from_dict(source=args.source, paths=tuple(args.path), seed=args.seed, split_seed=args.split_seed, **options)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -274,7 +276,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate_algo
 
     run, algo, data = load_run(args.run, args.device)
-    metrics = evaluate_algo(algo, data.replay(args.split), run.train, resolve_device(args.device))
+    metrics = evaluate_algo(algo, data.replay(args.split), run.train, resolve_device(args.device),
+                            ranks_to=Path(args.run) / f"ranks_{args.split}.npz")
     write_json(Path(args.run) / f"eval_{args.split}.json", metrics)
     print(format_metrics_table({args.run: {args.split: metrics}}, split=args.split))
     return 0
@@ -290,14 +293,29 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["val", "test"])
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--no-merge", action="store_true", help="one row per run, even for seeds of one configuration")
+    p.add_argument("--ci", metavar="REFERENCE", default=None,
+                   help="add each row's difference from the row labelled REFERENCE (e.g. gru-supervised) in purchase "
+                        "and click NDCG@10, with a 95%% paired bootstrap over test sessions, stratified over split seeds")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap draws for --ci (default 2000)")
     p.set_defaults(handler=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from .report import compare_runs, format_compare
 
+    if args.ci and args.split != "test":
+        raise KitError("--ci", "reads the test events' ranks", "drop --split val (intervals are for the test split)")
+    if args.bootstrap < 100:
+        raise KitError("--bootstrap", f"{args.bootstrap} draws are too few for a 95% interval", "give at least 100, e.g. 2000")
     table = compare_runs(args.runs, split=args.split, merge_seeds=not args.no_merge)
     print(format_compare(table, markdown=args.markdown))
+    if args.ci:
+        from .intervals import compare_intervals, format_intervals
+
+        intervals = compare_intervals(args.runs, args.ci, n_boot=args.bootstrap)
+        print(f"\nDifference from {args.ci} (test; mean over split seeds; 95% paired bootstrap over test sessions, "
+              f"{args.bootstrap:,} draws; * the interval excludes 0):\n")
+        print(format_intervals(intervals, reference=args.ci))
     return 0
 
 

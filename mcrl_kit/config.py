@@ -201,7 +201,7 @@ class DataConfig(Config):
     """How to turn a source into the MDP (``python -m mcrl_kit prepare``).
 
     Defaults follow ``PROTOCOL.md`` exactly (see the per-field notes). ``source``, ``paths``,
-    ``seed``, ``state_len`` and ``split`` are shared; each other field is read by some sources
+    ``seed``, ``split_seed``, ``state_len`` and ``split`` are shared; each other field is read by some sources
     only — a source's ``Options`` in ``mcrl_kit.data.sources`` lists its own, and one set
     for a source that ignores it is refused there.
     """
@@ -217,8 +217,12 @@ class DataConfig(Config):
     sessions: int | None = None
     #: simulator popularity drift over session start time (0 = none; 1 = a strong trend)
     drift: float = 0.0
-    #: seeds the simulator, the Yoochoose session sample and the split
+    #: seeds the simulator's world and sessions, the Yoochoose session sample, and the split unless
+    #: ``split_seed`` is given
     seed: int = 0
+    #: seeds the train / validation / test split alone (None: ``seed``, so folders prepared before keep
+    #: their split): the same sessions cut several ways, for results averaged over split seeds
+    split_seed: int | None = None
     #: items of history in a state (the reference: 10)
     state_len: int = 10
     #: train / validation / test fractions of sessions (seeded shuffle, then cut)
@@ -241,6 +245,8 @@ class DataConfig(Config):
         _positive("DataConfig.state_len", self.state_len)
         _positive("DataConfig.sample_sessions", self.sample_sessions)
         _seed("DataConfig.seed", self.seed)
+        if self.split_seed is not None:
+            _seed("DataConfig.split_seed", self.split_seed)
         _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True)
         _positive("DataConfig.min_item_events", self.min_item_events, allow_zero=True)
         if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:

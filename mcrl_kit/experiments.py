@@ -52,6 +52,7 @@ def load_data(
     seed: int = 0,
     path: str | Sequence[str] | None = None,
     sessions: int | None = None,
+    split_seed: int | None = None,
     progress: bool = False,
 ) -> PreparedData:
     """Prepare (or reuse from the cache) a dataset by name.
@@ -63,11 +64,13 @@ def load_data(
     - ``auto``: the sample when ``../shared`` (or ``MCRL_SHARED``) holds it, else the simulator;
     - ``retailrocket`` / ``yoochoose`` / ``events``: your own files in ``path``
       (RetailRocket ``events.csv``; Yoochoose clicks then buys; one CSV/parquet event log).
+
+    ``split_seed`` cuts the same sessions into another train / validation / test split (default: ``seed``).
     """
     if dataset == "auto":
         dataset = "retailrocket-sample" if paths.shared_file(*RETAILROCKET_SAMPLE) else "simulator"
     if dataset == "simulator":
-        config = DataConfig(source="simulator", scale=scale, seed=seed, sessions=sessions)
+        config = DataConfig(source="simulator", scale=scale, seed=seed, sessions=sessions, split_seed=split_seed)
     elif dataset in ("retailrocket-sample", "yoochoose-sample"):
         parts = RETAILROCKET_SAMPLE if dataset == "retailrocket-sample" else YOOCHOOSE_SAMPLE
         sample = paths.shared_file(*parts)
@@ -77,8 +80,8 @@ def load_data(
                 "set MCRL_SHARED to the folder holding it, or use DATASET = 'simulator'",
             )
         if dataset == "yoochoose-sample":
-            return _yoochoose_sample(sample, seed, progress)
-        config = DataConfig(source="retailrocket", paths=(str(sample),), seed=seed)
+            return _yoochoose_sample(sample, seed, progress, split_seed)
+        config = DataConfig(source="retailrocket", paths=(str(sample),), seed=seed, split_seed=split_seed)
     elif dataset in ("retailrocket", "yoochoose", "events"):
         if not path:
             raise DataError(
@@ -86,13 +89,14 @@ def load_data(
                 "set DATA_PATH (RetailRocket: events.csv; Yoochoose: [clicks, buys]; events: one CSV/parquet)",
             )
         files = (path,) if isinstance(path, str | Path) else tuple(path)
-        config = DataConfig(source=dataset, paths=tuple(str(Path(p).expanduser().resolve()) for p in files), seed=seed)
+        config = DataConfig(source=dataset, paths=tuple(str(Path(p).expanduser().resolve()) for p in files), seed=seed,
+                            split_seed=split_seed)
     else:
         raise DataError(f"dataset {dataset!r}", "is not a dataset the notebooks know", f"use one of: {', '.join(DATASETS)}")
     return prepare(config, progress=progress)
 
 
-def _yoochoose_sample(path: Path, seed: int, progress: bool) -> PreparedData:
+def _yoochoose_sample(path: Path, seed: int, progress: bool, split_seed: int | None = None) -> PreparedData:
     """The session-rec click sample (tab-separated, GRU4Rec-preprocessed) as an events log, prepared in the cache;
     the timestamp is the click's position in its session (only the order matters downstream)."""
     from .data.calibrate import yoochoose_sample_events
@@ -100,9 +104,10 @@ def _yoochoose_sample(path: Path, seed: int, progress: bool) -> PreparedData:
     events = yoochoose_sample_events(path)  # sessions with ≥ 3 clicks, in time order
     frame = pd.DataFrame({"session_id": events["session"], "timestamp": events.groupby("session").cumcount(),
                           "item_id": events["item"], "is_buy": events["is_buy"]})
-    config = DataConfig(source="events", paths=(str(path),), seed=seed)
+    config = DataConfig(source="events", paths=(str(path),), seed=seed, split_seed=split_seed)
     # an in-memory log is prepared afresh each time (a second or two): nothing stale is reused
-    return prepare(config, out=paths.cache_dir() / f"events-yoochoose-sample-{seed}", frame=frame, progress=progress)
+    name = f"events-yoochoose-sample-{seed}" + ("" if split_seed is None else f"-split{split_seed}")
+    return prepare(config, out=paths.cache_dir() / name, frame=frame, progress=progress)
 
 
 def real_samples(seed: int = 0) -> dict[str, PreparedData]:

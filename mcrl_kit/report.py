@@ -105,6 +105,23 @@ def load_run_metrics(run: str | Path, split: str | None = None) -> tuple[dict, d
     return config, metrics
 
 
+def grouped_runs(runs: list[str | Path]) -> dict[str, list[tuple[dict, str]]]:
+    """Run folders as ``compare`` merges them (seeds of one configuration together), by row label:
+    ``{label: [(config, folder), …]}``; a label two configurations share gets ``#2``, ``#3``…"""
+    groups: dict[str, list[tuple[dict, str]]] = {}
+    for run in runs:
+        config, _ = load_run_metrics(run)
+        groups.setdefault(group_key(config), []).append((config, str(run)))
+    out: dict[str, list[tuple[dict, str]]] = {}
+    for members in groups.values():
+        label = run_label(members[0][0])
+        n = 2
+        while label in out:
+            label, n = f"{run_label(members[0][0])} #{n}", n + 1
+        out[label] = members
+    return out
+
+
 def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool = True) -> pd.DataFrame:
     """A table: one row per configuration (seeds merged) with mean and std columns.
 

@@ -66,7 +66,7 @@ ADDED_SETTINGS = {"algo_params": {"sampler": "uniform"},
 #: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
 RUN_FILES = re.compile(
     r"config\.json|history\.csv|checkpoint\.pt|model\.pt|timing\.csv|metrics\.json|best-\d{8}\.pt"
-    r"|eval_(train|val|test)\.json|diagnose_(val|test)\.(parquet|json)|\.lock|\.lock\.owner"
+    r"|eval_(train|val|test)\.json|ranks_(val|test)\.npz|diagnose_(val|test)\.(parquet|json)|\.lock|\.lock\.owner"
 )
 #: temporaries of the kit's atomic writes (``storage._temp_prefix``)
 _TEMP = re.compile(r"\..+\.[0-9a-f]{8}-\d+\..+\.(tmp|old)")
@@ -262,11 +262,27 @@ def run_key(run: RunConfig) -> str:
 
 
 def group_key(config: Mapping[str, Any]) -> str:
-    """The identity less the seed: runs that differ only in their seed are one row of a table (the data
-    folder is part of it; its fingerprint is not, so runs from before the fingerprint merge with later ones)."""
+    """The identity less the seeds: runs that differ only in their init seed or in their data's split seed
+    are one row of a table. The data is named by its prepared folder's settings less ``split_seed`` (the
+    folder's path where its config cannot be read); its fingerprint is not part of it, so runs from before
+    the fingerprint merge with later ones."""
     cfg = resume_key(config)
     cfg["train"].pop("seed", None)
+    cfg["data"] = data_identity(cfg.get("data"))
     return json.dumps(cfg, sort_keys=True)
+
+
+def data_identity(root: Any) -> Any:
+    """A prepared folder's settings less the split seed (the same sessions cut another way), or ``root``
+    itself when its ``config.json`` cannot be read."""
+    try:
+        settings = json.loads((Path(str(root)) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return root
+    if not isinstance(settings, dict):
+        return root
+    settings.pop("split_seed", None)
+    return settings
 
 
 def lock(out: Path):

@@ -41,9 +41,11 @@ import dataclasses
 import math
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -51,12 +53,12 @@ from tqdm.auto import tqdm
 
 from . import faults
 from .algos import Algo, build_algo
-from .config import TrainConfig
+from .config import KS, TrainConfig
 from .data import PreparedData, load_prepared
 from .data.replay import ReplayBuffer
 from .devices import broadcast, distributed, on_rank0, rank_device, resolve_device
 from .errors import ConfigError, KitWarning, TrainingError
-from .evaluate import DirectRanks, LinearScores, evaluate, flat_metrics
+from .evaluate import DirectRanks, LinearScores, flat_metrics, metrics_from_ranks, target_ranks
 from .runs import (
     RunConfig,
     check_out,
@@ -233,13 +235,31 @@ def score_fn(algo: Algo, device: torch.device, amp: bool = False):
     return fn
 
 
-def evaluate_algo(algo: Algo, buffer: ReplayBuffer, train: TrainConfig, device: torch.device) -> dict:
+def evaluate_algo(algo: Algo, buffer: ReplayBuffer, train: TrainConfig, device: torch.device, ranks_to: Path | None = None) -> dict:
+    """HR/NDCG of ``algo`` on ``buffer``; with ``ranks_to``, the per-event ranks saved there too (``save_ranks``)."""
     was_training = algo.training
     algo.eval()
     try:
-        return evaluate(score_fn(algo, device, train.amp), buffer, batch_size=train.eval_batch_size, device=device)
+        ranks = target_ranks(score_fn(algo, device, train.amp), buffer, max(KS), batch_size=train.eval_batch_size, device=device)
     finally:
         algo.train(was_training)
+    if ranks_to is not None:
+        save_ranks(ranks_to, ranks, buffer)
+    return metrics_from_ranks(ranks, buffer.is_buy.cpu())
+
+
+def save_ranks(path: Path, ranks: torch.Tensor, buffer: ReplayBuffer) -> None:
+    """Per-event ranks (clamped at ``max(KS)`` = a miss), purchase flags and session ids, as ``.npz`` (no pickles):
+    what the paired bootstrap of ``compare --ci`` resamples. Written with fixed zip timestamps, so the same
+    run writes the same bytes."""
+    arrays = {"rank": ranks.numpy().astype(np.int16), "is_buy": buffer.is_buy.cpu().numpy().astype(bool),
+              "session": buffer.session.cpu().numpy().astype(np.int64)}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w") as fh:
+                np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def selection(cfg: TrainConfig, val_buf: ReplayBuffer) -> dict:
@@ -333,6 +353,7 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
     total_steps = steps_for(cfg, len(train_buf)) if algo.trainable else 0
     best_step = total_steps
     algo.fit(train_buf, data)  # a gradient algorithm reads what it needs of the train split (sampler counts)
+    algo.plan(total_steps)  # schedules given as a fraction of the budget (SA2C's switch, MCRL's warm-up)
     select = selection(cfg, val_buf) if algo.trainable else None
     if select and select["reason"] and rank == 0:
         warnings.warn(f"checkpoint selection: {select['reason']}", KitWarning, stacklevel=2)
@@ -342,7 +363,7 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
 
     def finish() -> dict:  # rank 0 evaluates and writes; the others get its metrics
         val = evaluate_algo(algo, val_buf, cfg, device)
-        test = evaluate_algo(algo, data.replay("test"), cfg, device)
+        test = evaluate_algo(algo, data.replay("test"), cfg, device, ranks_to=out / "ranks_test.npz" if out is not None else None)
         metrics = {
             "algo": run.algo,
             "backbone": run.model.backbone if algo.trainable else None,

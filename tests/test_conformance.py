@@ -103,7 +103,7 @@ def test_fits_reloads_and_resumes_exactly(algo, backbone, sampler, mini, tmp_pat
     monkeypatch.setattr(faults, "point", real_point)
     assert not (tmp_path / "cut" / "metrics.json").exists()
     train(run, tmp_path / "cut", resume=True, data=mini)
-    for name in ("metrics.json", "history.csv"):
+    for name in ("metrics.json", "history.csv", "ranks_test.npz"):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
     w_full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     w_cut = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)

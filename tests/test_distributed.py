@@ -72,7 +72,7 @@ def test_two_processes_train_value_methods_and_write_once(tiny_data, tmp_path):
         best = json.loads((run / "metrics.json").read_text())["best_step"]
         assert names == sorted([f"best-{best:08d}.pt",
                                 "checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt",
-                                "timing.csv"]), names
+                                "ranks_test.npz", "timing.csv"]), names
         history = (run / "history.csv").read_text().splitlines()
         assert history[0].startswith("step,") and len(history) == 3  # evaluations at steps 20 and 40
 

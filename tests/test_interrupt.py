@@ -33,7 +33,7 @@ from mcrl_kit.data import load_prepared, prepare
 from mcrl_kit.data.prepare import is_prepared
 
 STEPS, EVAL_EVERY = 60, 20  # checkpoints at 20, 40, 60
-REPRODUCIBLE = ("metrics.json", "history.csv")
+REPRODUCIBLE = ("metrics.json", "history.csv", "ranks_test.npz")
 POINTS: list[str] = []
 
 
@@ -67,7 +67,7 @@ def train_args(data: Path, out: Path, algo: str = "sqn", extra: tuple[str, ...] 
     return [
         "train", "--data", str(data), "--out", str(out), "--algo", algo, "--backbone", "gru", "--hidden", "32",
         "--steps", str(STEPS), "--batch-size", "32", "--eval-every", str(EVAL_EVERY), "--device", "cpu",
-        "--threads", "1", "--no-progress", *extra,
+        "--threads", "1", "--no-progress", "--select-min-support", "1", *extra,  # tiny: 33 validation purchases
     ]
 
 
@@ -118,7 +118,7 @@ def assert_resumes_exactly(tiny_data, run: Path, want: dict[str, bytes], algo: s
     assert {name: (run / name).read_bytes() for name in REPRODUCIBLE} == want
     metrics = json.loads((run / "metrics.json").read_text())
     names = sorted(p.name for p in run.iterdir() if not p.name.startswith(".lock"))  # the run's lock file may stay
-    want_names = ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt", "timing.csv"]
+    want_names = ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt", "ranks_test.npz", "timing.csv"]
     assert names == sorted([*want_names, f"best-{metrics['best_step']:08d}.pt"]), "stale or temporary files left"
 
 

@@ -26,7 +26,7 @@ LAYERS = {
     "evaluate": 5,
     "runs": 6,
     "train": 7,
-    "diagnostics": 8, "probes": 8, "report": 8, "experiments": 8, "online": 8, "evaluators": 8,
+    "diagnostics": 8, "probes": 8, "report": 8, "experiments": 8, "online": 8, "evaluators": 8, "intervals": 8,
     "viz": 9,
     "notebooks": 10, "cli": 11, "__main__": 12, "": 12,
 }

@@ -426,3 +426,56 @@ def test_trains_end_to_end_on_the_simulator(name, tiny_data, tmp_path):
     assert result.metrics["params"] == sum(p.numel() for p in result.algo.parameters())
     test = flat_metrics(result.metrics["test"])
     assert test and all(0 <= v <= 1 for v in test.values())
+
+
+# --- schedules given as a fraction of the budget ------------------------------------------
+@pytest.mark.parametrize("name", ["sac", "sa2c"])
+def test_switch_step_defaults_to_the_reference_or_three_quarters_of_a_shorter_budget(name):
+    from mcrl_kit.algos.sqn import switch_at
+
+    model = ModelConfig(backbone="gru", hidden=8)
+    algo = build_algo(name, 20, 10, model, {})
+    assert switch_at(algo) == 15_000  # outside the loop: the reference's
+    algo.plan(4000)
+    assert switch_at(algo) == 3000
+    algo.plan(100_000)
+    assert switch_at(algo) == 15_000
+    half = build_algo(name, 20, 10, model, {"switch_step": 0.5})
+    half.plan(4000)
+    assert switch_at(half) == 2000
+    q = torch.ones(3)
+    assert torch.equal(half.ce_weight(1999, q, torch.zeros(3, 2)), torch.ones(3))  # before: plain CE
+    assert not torch.equal(half.ce_weight(2000, 2 * q, torch.zeros(3, 2)), torch.ones(3))  # from the switch on: weighted
+    if name == "sa2c":
+        assert half.learning_rate(1999, 0.005) == 0.005 and half.learning_rate(2000, 0.005) == half.config.lr_after_switch
+
+
+def test_a_run_that_never_switches_warns_and_a_fraction_needs_the_budget():
+    from mcrl_kit.errors import KitWarning
+
+    model = ModelConfig(backbone="gru", hidden=8)
+    algo = build_algo("sa2c", 20, 10, model, {"switch_step": 500})
+    with pytest.warns(KitWarning, match="never switches .* step 500, the budget is 400 steps"):
+        algo.plan(400)
+    with pytest.raises(ConfigError, match="was not told its budget"):
+        build_algo("sa2c", 20, 10, model, {"switch_step": 0.5}).ce_weight(0, torch.ones(2), torch.zeros(2, 1))
+    for bad in (1.5, -1, "half"):
+        with pytest.raises(ConfigError, match="a fraction of the budget in"):
+            build_algo("sa2c", 20, 10, model, {"switch_step": bad})
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        build_algo("mcrl", 20, 10, model, {"warmup_steps": 2.5})
+
+
+def test_mcrl_warmup_as_a_fraction_of_the_budget():
+    algo = build_algo("mcrl", 20, 4, ModelConfig(backbone="gru", hidden=8, dropout=0.0), {"warmup_steps": 0.5})
+    algo.plan(10)
+    g = torch.Generator().manual_seed(0)
+    states = torch.randint(0, 20, (6, 4), generator=g)
+    ones = torch.full((6,), 4)
+    batch = Batch(state=states, len_state=ones, action=torch.randint(0, 20, (6,), generator=g),
+                  is_buy=torch.tensor([True, False] * 3), reward=torch.tensor([1.0, 0.2] * 3), next_state=states.roll(1, 1),
+                  len_next_state=ones, done=torch.zeros(6, dtype=torch.bool))
+    # during the warm-up (steps 0–4) the policy term is the plain CE; from step 5 it is weighted
+    for step, plain in ((4, True), (5, False)):
+        parts = algo.loss(batch, step)
+        assert (abs(float((parts["policy"] - parts["ce"]).detach())) < 1e-6) == plain, step

@@ -30,6 +30,7 @@ from torch import nn
 from ..config import AlgoConfig, ModelConfig
 from ..data.prepare import PreparedData
 from ..data.replay import Batch, ReplayBuffer
+from ..errors import ConfigError
 from ..fused import linear_cross_entropy
 from ..seeding import torch_generator
 from .samplers import Sampler, item_counts, uniform_negatives
@@ -50,6 +51,8 @@ class Algo(nn.Module):
     unused_params: ClassVar[bool] = False
     #: the negative sampler (``samplers.py``) of the algorithms that draw negatives; None otherwise
     sampler: Sampler | None = None
+    #: the training budget in steps, which the loop gives (``plan``) before the first step; None outside it
+    total_steps: int | None = None
 
     def __init__(self, n_items: int, state_len: int, model: ModelConfig, config: AlgoConfig, seed: int = 0):
         super().__init__()
@@ -93,6 +96,11 @@ class Algo(nn.Module):
     def learning_rate(self, step: int, base: float) -> float:
         return base
 
+    def plan(self, total_steps: int) -> None:
+        """The loop gives the budget before the first step: schedules given as a fraction of it (SA2C's
+        switch, MCRL's warm-up) resolve against it (:func:`budget_steps`)."""
+        self.total_steps = int(total_steps)
+
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (target networks, schedules)."""
 
@@ -134,6 +142,27 @@ class Algo(nn.Module):
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+def check_budget_steps(where: str, value: int | float | None, allow_none: bool = False) -> None:
+    """A schedule point given as steps (an integer ≥ 0) or as a fraction of the budget, 0 < f < 1."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and (
+        0 < value < 1 or (value >= 0 and float(value).is_integer()))
+    if not ok:
+        raise ConfigError(where, f"must be a step count (an integer ≥ 0) or a fraction of the budget in (0, 1), got {value!r}",
+                          "give e.g. 15000 or 0.75")
+
+
+def budget_steps(where: str, value: int | float, total: int | None) -> int:
+    """``value`` in steps: itself when a count, ``round(value × total)`` when a fraction of the budget."""
+    if 0 < value < 1:
+        if total is None:
+            raise ConfigError(where, f"is a fraction of the budget ({value}) but the algorithm was not told its budget",
+                              "train through mcrl_kit.train, or call algo.plan(total_steps) first")
+        return round(value * total)
+    return int(value)
 
 
 def item_head(in_dim: int, n_items: int, model: ModelConfig) -> nn.Linear:

@@ -63,7 +63,7 @@ from ..config import AlgoConfig, ModelConfig, _choice, _count
 from ..data.replay import Batch
 from ..errors import ConfigError
 from ..models import build_backbone
-from .base import Algo, item_cross_entropy, item_head, normalized_weights
+from .base import Algo, budget_steps, check_budget_steps, item_cross_entropy, item_head, normalized_weights
 from .samplers import SAMPLERS, make_sampler
 
 NEGATIVE, CLICK, PURCHASE = 0, 1, 2
@@ -86,8 +86,8 @@ class MCRLConfig(AlgoConfig):
     policy_weight: str = "value"
     #: divide the policy weights by their batch mean (keeps the CE's step size)
     normalize_weight: bool = True
-    #: plain cross-entropy for the first steps, as SA2C's warm-up
-    warmup_steps: int = 0
+    #: plain cross-entropy for the first steps, as SA2C's warm-up: a count or a fraction of the budget in (0, 1)
+    warmup_steps: int | float = 0
     #: λ_V, λ_C, λ_R, λ_T
     lambda_value: float = 1.0
     lambda_conservative: float = 1.0
@@ -126,7 +126,7 @@ class MCRLConfig(AlgoConfig):
         if self.neg < 1:
             raise ConfigError("MCRLConfig.neg", f"must be ≥ 1, got {self.neg}", "give the number of negatives, e.g. 10")
         _choice("MCRLConfig.sampler", self.sampler, SAMPLERS)
-        _count("MCRLConfig.warmup_steps", self.warmup_steps, 0, example=" (0: no warm-up)")
+        check_budget_steps("MCRLConfig.warmup_steps", self.warmup_steps)
         _count("MCRLConfig.mlp_hidden", self.mlp_hidden, 1, example=", e.g. 64")
         for name in ("lambda_value", "lambda_conservative", "lambda_reward", "lambda_transition"):
             if getattr(self, name) < 0:
@@ -298,7 +298,7 @@ class MCRL(Algo):
 
         # policy: value-weighted cross-entropy over all items
         ce = item_cross_entropy(self.policy, h, batch.action)
-        if step < cfg.warmup_steps or cfg.policy_weight == "none":
+        if step < budget_steps("MCRLConfig.warmup_steps", cfg.warmup_steps, self.total_steps) or cfg.policy_weight == "none":
             w = torch.ones_like(ce)
         elif cfg.policy_weight == "value":
             w = y

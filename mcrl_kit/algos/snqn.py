@@ -44,7 +44,17 @@ from ..data.replay import Batch
 from ..errors import ConfigError
 from .base import item_cross_entropy
 from .samplers import SAMPLERS, make_sampler
-from .sqn import SQN, SQNConfig, ce_parts, check_switch_step, double_q_target, greedy, q_at
+from .sqn import (
+    SQN,
+    SQNConfig,
+    ce_parts,
+    check_switch_step,
+    double_q_target,
+    greedy,
+    q_at,
+    switch_at,
+    warn_if_never_switching,
+)
 
 
 @dataclasses.dataclass
@@ -67,8 +77,9 @@ class SNQNConfig(SQNConfig):
 
 @dataclasses.dataclass
 class SA2CConfig(SNQNConfig):
-    #: SNQN steps before the CE is weighted by the advantage (the reference: 15,000)
-    switch_step: int = 15_000
+    #: SNQN steps before the CE is weighted by the advantage: a count, a fraction of the budget in (0, 1),
+    #: or None: the reference's 15,000, or 3/4 of a shorter budget (``sqn.switch_at``)
+    switch_step: int | float | None = None
     #: the advantage weight is clipped to [0, adv_clip] (the reference: 10)
     adv_clip: float = 10.0
     #: Adam's learning rate from ``switch_step`` on (the reference: 0.001)
@@ -133,10 +144,14 @@ class SA2C(SNQN):
     name = "sa2c"
     Config = SA2CConfig
 
+    def plan(self, total_steps: int) -> None:
+        super().plan(total_steps)
+        warn_if_never_switching(self)
+
     def ce_weight(self, step: int, q_pos: torch.Tensor, q_neg: torch.Tensor | None) -> torch.Tensor:
-        if step < self.config.switch_step:
+        if step < switch_at(self):
             return torch.ones_like(q_pos)
         return clipped_advantage(q_pos, q_neg, self.config.adv_clip)
 
     def learning_rate(self, step: int, base: float) -> float:
-        return base if step < self.config.switch_step else self.config.lr_after_switch
+        return base if step < switch_at(self) else self.config.lr_after_switch

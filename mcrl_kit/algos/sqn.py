@@ -40,16 +40,17 @@ estimates carry over the switch.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 from torch import nn
 
 from ..config import AlgoConfig, ModelConfig
 from ..data.replay import Batch
-from ..errors import ConfigError
+from ..errors import KitWarning
 from ..fused import gathered_q, linear_argmax
 from ..models import build_backbone
-from .base import Algo, item_cross_entropy, item_head
+from .base import Algo, budget_steps, check_budget_steps, item_cross_entropy, item_head
 
 
 @dataclasses.dataclass
@@ -59,17 +60,37 @@ class SQNConfig(AlgoConfig):
 
 @dataclasses.dataclass
 class SACConfig(SQNConfig):
-    #: steps of plain ``CE + L_TD`` before the CE is weighted by sg(Q(s, a_t)) (the reference: 15,000)
-    switch_step: int = 15_000
+    #: steps of plain ``CE + L_TD`` before the CE is weighted by sg(Q(s, a_t)): a count, a fraction of the
+    #: budget in (0, 1), or None: the reference's 15,000, or 3/4 of a shorter budget (``switch_at``)
+    switch_step: int | float | None = None
 
     def validate(self) -> None:
         super().validate()
         check_switch_step(type(self).__name__, self.switch_step)
 
 
-def check_switch_step(cls: str, value: int) -> None:
-    if value < 0:
-        raise ConfigError(f"{cls}.switch_step", f"must be ≥ 0, got {value}", "give a step count, e.g. 15000")
+#: the switch when none is given: the reference's 15,000 steps, or this fraction of a shorter budget
+REFERENCE_SWITCH, SWITCH_FRACTION = 15_000, 0.75
+
+
+def check_switch_step(cls: str, value: int | float | None) -> None:
+    check_budget_steps(f"{cls}.switch_step", value, allow_none=True)
+
+
+def switch_at(algo: Algo) -> int:
+    """The step SAC / SA2C switch at: ``switch_step`` resolved against the budget the loop gave."""
+    value, total = algo.config.switch_step, algo.total_steps
+    if value is None:
+        return REFERENCE_SWITCH if total is None else min(REFERENCE_SWITCH, int(SWITCH_FRACTION * total))
+    return budget_steps(f"{type(algo.config).__name__}.switch_step", value, total)
+
+
+def warn_if_never_switching(algo: Algo) -> None:
+    """A run whose budget ends before the switch trains the unweighted CE only: say so."""
+    at = switch_at(algo)
+    if algo.total_steps is not None and at >= algo.total_steps:
+        warnings.warn(f"{algo.name} never switches to its weighted CE: switch_step resolves to step {at:,}, the budget "
+                      f"is {algo.total_steps:,} steps (give switch_step as a fraction, e.g. 0.75)", KitWarning, stacklevel=3)
 
 
 # --- the network and the double-Q pieces (snqn.py reuses them) ---------------------------
@@ -209,7 +230,11 @@ class SAC(SQN):
     name = "sac"
     Config = SACConfig
 
+    def plan(self, total_steps: int) -> None:
+        super().plan(total_steps)
+        warn_if_never_switching(self)
+
     def ce_weight(self, step: int, q_pos: torch.Tensor, q_neg: torch.Tensor | None) -> torch.Tensor:
-        if step < self.config.switch_step:
+        if step < switch_at(self):
             return torch.ones_like(q_pos)
         return q_pos.detach()  # sg(Q(s_t, a_t)): the actor's weight, no gradient into Q

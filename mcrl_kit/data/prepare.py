@@ -75,9 +75,15 @@ def input_files(config: DataConfig) -> dict:
     return {**made_by, "files": files}
 
 
+#: DataConfig fields added after folders were cached, at the default that does what those folders did:
+#: left out of the cache key there, so the folders (and the runs that name them) are found again
+ADDED_FIELDS = {"split_seed": None}
+
+
 def cache_key(config: DataConfig) -> str:
     """A folder name for ``config``: source, scale or file stem, and a hash of both."""
-    fingerprint = {"config": config.to_dict(), "files": input_files(config)}
+    settings = {k: v for k, v in config.to_dict().items() if not (k in ADDED_FIELDS and ADDED_FIELDS[k] == v)}
+    fingerprint = {"config": settings, "files": input_files(config)}
     digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:10]
     label = config.scale if config.source == "simulator" else Path(config.paths[0]).name.split(".")[0]
     return f"{config.source}-{label}-{digest}"
@@ -157,7 +163,8 @@ def encode(log: EventLog, config: DataConfig) -> tuple[pd.DataFrame, pd.DataFram
     ):
         raise DataError(log.name, "an event names an item outside the declared catalogue", "declare every item in the catalogue")
     raw_sessions, session = np.unique(ev["session_id"].to_numpy(), return_inverse=True)
-    parts = split_sessions(np.arange(len(raw_sessions)), numpy_rng(config.seed, "split"), config.split)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    parts = split_sessions(np.arange(len(raw_sessions)), numpy_rng(split_seed, "split"), config.split)
     _check_splits(log.name, {name: len(ids) for name, ids in parts.items()}, config.split)
     split_of = np.empty(len(raw_sessions), dtype=object)
     for name, ids in parts.items():
@@ -362,6 +369,8 @@ def _reprepare_fix(root: Path, config: DataConfig | None) -> str:
         elif value is not None:
             args.append(f"{option_flag(field.name)} {value}")
     args.append(f"--seed {config.seed}")
+    if config.split_seed is not None:
+        args.append(f"--split-seed {config.split_seed}")
     return f"prepare it again: `python -m mcrl_kit prepare {' '.join(args)} --out {root} --force`"
 
 
