@@ -27,17 +27,32 @@ each row holds and the compute the runs took (summed from their timings).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from mcrl_kit import experiments, paths
+from mcrl_kit.algos.samplers import SAMPLERS
 from mcrl_kit.report import compare_runs, load_run_metrics, markdown_table
 from mcrl_kit.storage import replace_section
 
-STEPS, BATCH, EVAL_EVERY, SEEDS = 4000, 256, 500, (0, 1, 2)
-BACKBONES = ("gru", "sasrec")
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The study's budget: the README's by default, ``QUICK`` for the smoke test (tiny, a few steps)."""
+
+    scale: str = "small"
+    steps: int = 4000
+    batch: int = 256
+    eval_every: int = 500
+    seeds: tuple[int, ...] = (0, 1, 2)
+    backbones: tuple[str, ...] = ("gru", "sasrec")
+    sampler_ks: tuple[int, ...] = (1, 10, 50)
+
+
+QUICK = Plan(scale="tiny", steps=20, batch=64, eval_every=10, seeds=(0,), backbones=("gru",), sampler_ks=(1,))
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 #: no training, no seed (deterministic), no backbone: run once
@@ -55,41 +70,40 @@ def learned(steps: int) -> dict:
     }
 
 
-def sampler_variants(steps: int) -> dict:
+def sampler_variants(steps: int, ks=(1, 10, 50)) -> dict:
     """MCRL and SA2C × sampler × K; the defaults (uniform, K = 10) are left out of the settings, so that
     those runs are the main part's."""
-    from mcrl_kit.algos.samplers import SAMPLERS
-
     out = {}
     for label, (algo, base) in {"MCRL": ("mcrl", {}), "SA2C": experiments.baselines(steps)["SA2C"]}.items():
         for sampler in SAMPLERS:
-            for k in (1, 10, 50):
+            for k in ks:
                 params = {**base, **({"sampler": sampler} if sampler != "uniform" else {}), **({"neg": k} if k != 10 else {})}
                 out[f"{label}, {sampler}, K={k}"] = (algo, params)
     return out
 
 
-def jobs(part: str, data: dict, root: Path, threads: int | None) -> list[tuple[str, str, experiments.Study, str, object, int]]:
+def jobs(part: str, data: dict, root: Path, threads: int | None, plan: Plan = Plan()) -> list[tuple]:
     """``(part, table label, study, backbone, variant, seed)`` in the order they are run: seed 0 of
     everything first, so that a study cut short already holds one comparable seed of every row."""
     out = []
 
     def study(name: str, backbone: str) -> experiments.Study:
-        return experiments.Study(data[name], backbone=backbone, steps=STEPS, batch_size=BATCH, eval_every=EVAL_EVERY,
-                                 seeds=SEEDS, device="cpu", threads=threads, out=root / name)
+        return experiments.Study(data[name], backbone=backbone, steps=plan.steps, batch_size=plan.batch,
+                                 eval_every=plan.eval_every, seeds=plan.seeds, device="cpu", threads=threads,
+                                 out=root / (plan.scale if name == "simulator" else name))  # build/comparison/small/runs
 
     if part in ("main", "real"):
-        name = "small" if part == "main" else "retailrocket-sample"
+        name = "simulator" if part == "main" else "retailrocket-sample"
         for label, v in HEURISTICS.items():
             out.append((part, label, study(name, "gru"), "–", v, 0))
-        for seed in SEEDS:
-            for backbone in BACKBONES:
-                for label, v in learned(STEPS).items():
+        for seed in plan.seeds:
+            for backbone in plan.backbones:
+                for label, v in learned(plan.steps).items():
                     out.append((part, label, study(name, backbone), backbone, v, seed))
     elif part == "samplers":
-        for seed in SEEDS:
-            for label, v in sampler_variants(STEPS).items():
-                out.append((part, label, study("small", "gru"), "gru", v, seed))
+        for seed in plan.seeds:
+            for label, v in sampler_variants(plan.steps, plan.sampler_ks).items():
+                out.append((part, label, study("simulator", "gru"), "gru", v, seed))
     return out
 
 
@@ -134,7 +148,37 @@ def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float
         for c in columns:
             row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
         rows.append(row)
-    return pd.DataFrame(rows), seconds
+    frame = pd.DataFrame(rows)
+    frame.attrs["means"] = {(label, backbone): {c: float(compare_runs(f, split=split).iloc[0][c]) for c in columns}
+                            for (label, backbone), f in groups.items()}
+    return frame, seconds
+
+
+def reading(t: pd.DataFrame, columns) -> str:
+    """What the table says, computed from it (so the sentence cannot disagree with the numbers): per column,
+    the best row, the best trained row, where MCRL stands and how it compares with the reward-weighted control."""
+    means = t.attrs.get("means", {})
+    if not means:
+        return ""
+
+    def name(key) -> str:
+        return key[0] if key[1] == "–" else f"{key[0]} ({key[1]})"
+
+    lines = []
+    for c in columns:
+        order = sorted(means, key=lambda k: -means[k][c])
+        trained = [k for k in order if k[1] != "–"]
+        text = f"- {c}: best {name(order[0])} {means[order[0]][c]:.3f}"
+        if trained and trained[0] != order[0]:
+            text += f"; best trained {name(trained[0])} {means[trained[0]][c]:.3f}"
+        for key in (k for k in order if k[0] == "MCRL"):
+            text += f"; {name(key)} {means[key][c]:.3f}, {order.index(key) + 1} of {len(order)}"
+            control = ("reward-weighted CE", key[1])
+            if control in means:
+                diff = means[key][c] - means[control][c]
+                text += f" ({diff:+.3f} against the reward-weighted CE on {key[1]})"
+        lines.append(text + ".")
+    return "Read off the table (means over the seeds finished; one seed is no evidence of a difference):\n\n" + "\n".join(lines)
 
 
 def support(todo: list) -> str:
@@ -148,28 +192,31 @@ def support(todo: list) -> str:
     return "no run finished yet"
 
 
-def report(root: Path, data: dict, threads: int | None) -> str:
+def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> str:
     parts = []
-    main = jobs("main", data, root, threads)
+    main = jobs("main", data, root, threads, plan)
     t, seconds = table(main, MAIN_COLUMNS)
     parts.append(
-        f"**Calibrated simulator `small`** (test split; {support(main)}). {STEPS:,} steps of batch {BATCH}, validation "
-        f"every {EVAL_EVERY} (best purchase NDCG@10 kept), seeds {' '.join(map(str, SEEDS))} (mean ± std); every method "
-        "at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
+        f"**Calibrated simulator `{plan.scale}`** (test split; {support(main)}). {plan.steps:,} steps of batch {plan.batch}, "
+        f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
+        f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
+        "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
         f"Runs so far took {seconds / 3600:.1f} h of compute.\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+        + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"))
     )
-    samp = jobs("samplers", data, root, threads)
+    samp = jobs("samplers", data, root, threads, plan)
     t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
     parts.append(
-        f"**Negative samplers** (`small`, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
+        f"**Negative samplers** (`{plan.scale}`, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
         f"{seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
     )
     if "retailrocket-sample" in data:
-        real = jobs("real", data, root, threads)
+        real = jobs("real", data, root, threads, plan)
         t, seconds = table(real, REAL_COLUMNS)
         parts.append(
             f"**RetailRocket sample** (`../shared`, test split; support: {support(real)}). The same methods, budget and "
             f"seeds ({seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+            + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
         )
     return "\n\n".join(parts)
 
@@ -182,13 +229,15 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="default: build/comparison")
     ap.add_argument("--report", action="store_true", help="only print the tables of the runs finished so far")
     ap.add_argument("--readme", action="store_true", help="with --report: write them into README.md")
+    ap.add_argument("--quick", action="store_true", help="the smoke test's plan: tiny, 20 steps, one seed, GRU, K = 1")
     args = ap.parse_args()
+    plan = QUICK if args.quick else Plan()
     root = Path(args.out) if args.out else paths.build_dir() / "comparison"
-    data = {"small": experiments.load_data("simulator", scale="small")}
+    data = {"simulator": experiments.load_data("simulator", scale=plan.scale)}
     if experiments.sample_available():
         data["retailrocket-sample"] = experiments.load_data("retailrocket-sample")
     if args.report:
-        text = report(root, data, args.threads)
+        text = report(root, data, args.threads, plan)
         print(text)
         if args.readme:
             replace_section(paths.home() / "README.md", README_START, README_END,
@@ -197,7 +246,7 @@ def main() -> None:
     i, n = (int(x) for x in args.shard.split("/"))
     started = time.perf_counter()
     parts = ("main", "samplers", "real") if args.part == "all" else (args.part,)
-    todo = [j for p in parts for j in jobs(p, data, root, args.threads) if p != "real" or "retailrocket-sample" in data]
+    todo = [j for p in parts for j in jobs(p, data, root, args.threads, plan) if p != "real" or "retailrocket-sample" in data]
     run(todo, (i, n))
     print(f"done in {(time.perf_counter() - started) / 60:.1f} min")
 

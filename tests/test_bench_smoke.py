@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # benchmarks/bench.py (it puts too
 
 import bench  # noqa: E402
 import bench_readme  # noqa: E402
+import comparison  # noqa: E402
 
 TRAIN_FIELDS = ("steps_per_s", "transitions_per_s", "peak_rss_mb", "gflop_step", "gflops_achieved", "peak_fraction")
 
@@ -212,3 +213,25 @@ def test_backbones_bench_runs_on_a_tiny_catalogue():
     torch.manual_seed(0)
     sizes = [sum(p.numel() for p in build_backbone(ModelConfig(backbone=n), 50, 10).parameters()) for n in BACKBONES]
     assert [r["parameters"] for r in rows] == sizes
+
+
+@pytest.mark.slow
+def test_comparison_study_quick_runs_resumes_and_writes_its_readme_tables(tmp_path):
+    """benchmarks/comparison.py on its quick plan: every method and sampler row, reused on a second call."""
+    env = dict(os.environ, MCRL_HOME=str(tmp_path), OMP_NUM_THREADS="1")
+    (tmp_path / "README.md").write_text("# kit\n\n<!-- comparison:start -->\nold\n<!-- comparison:end -->\n\nafter\n")
+    script = [sys.executable, str(ROOT / "benchmarks" / "comparison.py"), "--quick", "--out", str(tmp_path / "cmp")]
+    for part in ("main", "samplers"):
+        proc = subprocess.run([*script, "--part", part], capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    again = subprocess.run([*script, "--part", "main"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "runs, 16 done before" in again.stdout, again.stdout  # every run reused
+    proc = subprocess.run([*script, "--report", "--readme"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and readme.endswith("after\n")
+    for label in [*comparison.HEURISTICS, *comparison.learned(20)]:
+        assert f"| {label} |" in readme, label
+    for label in comparison.sampler_variants(20, (1,)):
+        assert f"| {label} | 1 |" in readme, label
+    assert "no per-method tuning" in readme
