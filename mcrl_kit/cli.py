@@ -10,6 +10,7 @@ a tool killed by SIGPIPE; :data:`BROKEN_PIPE`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -52,7 +53,11 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
             p.add_argument(option_flag(name), dest=name, action="append", default=[], metavar="KIT=YOURS", help=where)
         else:
             kind = type(field.default) if field.default is not None else int
-            shown = "" if field.default is None else f" (default {field.default})"
+            defaults = {r: next(f.default for f in dataclasses.fields(SOURCES[r].options) if f.name == name) for r in readers}
+            if len(set(defaults.values())) > 1:  # the protocol's filters: each source has its own
+                shown = " (default: " + ", ".join(f"{r} {d}" for r, d in defaults.items()) + ")"
+            else:
+                shown = "" if field.default is None else f" (default {field.default})"
             p.add_argument(option_flag(name), dest=name, type=kind, default=None, help=where + shown)
     p.add_argument("--out", default=None, help="output folder (default: a cache folder under data/cache)")
     p.add_argument("--force", action="store_true", help="rebuild even if OUT already holds this dataset")

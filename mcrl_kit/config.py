@@ -227,10 +227,11 @@ class DataConfig(Config):
     state_len: int = 10
     #: train / validation / test fractions of sessions (seeded shuffle, then cut)
     split: tuple[float, ...] = (0.8, 0.1, 0.1)
-    #: RetailRocket: visitors with ≥ this many events; Yoochoose: sessions with ≥ this many clicks
-    min_session_events: int = 3
-    #: RetailRocket: then items with ≥ this many events (one pass, no re-filtering)
-    min_item_events: int = 3
+    #: the protocol's filters, read by every file source: sessions with ≥ this many events (Yoochoose: clicks),
+    #: then items with ≥ ``min_item_events`` events, one pass. None: the source's own default — RetailRocket
+    #: 3 and 3, Yoochoose 3 and 0, events 0 and 0 (a log taken as it is)
+    min_session_events: int | None = None
+    min_item_events: int | None = None
     #: Yoochoose: sessions sampled uniformly without replacement (the reference: 200,000)
     sample_sessions: int = 200_000
     #: ``events`` source: map the kit's column names to the file's, e.g.
@@ -247,8 +248,8 @@ class DataConfig(Config):
         _seed("DataConfig.seed", self.seed)
         if self.split_seed is not None:
             _seed("DataConfig.split_seed", self.split_seed)
-        _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True)
-        _positive("DataConfig.min_item_events", self.min_item_events, allow_zero=True)
+        _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True, allow_none=True)
+        _positive("DataConfig.min_item_events", self.min_item_events, allow_zero=True, allow_none=True)
         if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise ConfigError(
                 "DataConfig.split", f"{self.split!r} is not three positive fractions summing to 1",

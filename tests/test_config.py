@@ -42,7 +42,8 @@ def test_bad_data_values(bad):
         (dict(source="yoochoose", paths=("a", "b", "c")), "reads the clicks file"),
         (dict(source="nope"), "unknown value 'nope'"),
         (dict(scale="huge"), "huge"),
-        (dict(source="events", paths=("x",), min_item_events=5), "only read by the retailrocket source"),
+        (dict(source="events", paths=("x",), sample_sessions=5), "only read by the yoochoose source"),
+        (dict(source="simulator", min_item_events=5), "the simulator source would ignore it"),
         (dict(source="retailrocket", paths=("x",), sample_sessions=10), "only read by the yoochoose source"),
         (dict(sessions=5, source="yoochoose", paths=("x",)), "only read by the simulator source"),
         (dict(columns={"item_id": "sku"}), "only read by the events source"),
@@ -62,6 +63,13 @@ def test_source_options_are_the_sources_own():
     rr = source_options(DataConfig(source="retailrocket", paths=("x",), min_item_events=7))
     assert rr == SOURCES["retailrocket"].options(min_session_events=3, min_item_events=7)
     assert source_options(DataConfig(scale="small", sessions=9)).sessions == 9
+    # the protocol's filters: each source's own defaults when none is given
+    events = source_options(DataConfig(source="events", paths=("x",)))
+    assert (events.min_session_events, events.min_item_events) == (0, 0)
+    yoo = source_options(DataConfig(source="yoochoose", paths=("x",)))
+    assert (yoo.min_session_events, yoo.min_item_events) == (3, 0)
+    rr = source_options(DataConfig(source="retailrocket", paths=("x",)))
+    assert (rr.min_session_events, rr.min_item_events) == (3, 3)
 
 
 @pytest.mark.parametrize(

@@ -318,3 +318,20 @@ def test_cli_subprocess(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "purchases" in done.stdout and "389" in done.stdout
     assert json.loads((out / "stats.json").read_text())["items"] == 415
+
+
+@pytest.mark.shared
+def test_yoochoose_item_filter_drops_rare_items_of_the_sampled_clicks_and_their_buys(yoochoose_clicks, tmp_path):
+    clicks_path, clicks = yoochoose_clicks
+    sampled = sample_by_hand(clicks, 500, np.random.default_rng(7))
+    buys = write_buys(tmp_path / "yoochoose-buys.dat", clicks, sampled)
+    config = DataConfig(source="yoochoose", paths=("unused",), sample_sessions=500, min_item_events=3)
+    log = read_yoochoose((clicks_path, tmp_path / "yoochoose-buys.dat"), config, np.random.default_rng(7), progress=False)
+    # by hand: among the sampled clicks, items clicked < 3 times go, with their clicks; buys of them follow
+    own = clicks[clicks["session_id"].isin(sampled)]
+    n = own.groupby("item_id")["item_id"].transform("size")
+    kept = own[n >= 3]
+    expected_buys = buys[buys["item_id"].isin(kept["item_id"])]
+    pd.testing.assert_frame_equal(log.events[COLS], expected_log(kept, sampled, expected_buys))
+    assert log.info["items_dropped_rare"] == own.loc[n < 3, "item_id"].nunique()
+    assert log.info["clicks_dropped_rare"] == int((n < 3).sum())

@@ -80,9 +80,23 @@ def input_files(config: DataConfig) -> dict:
 ADDED_FIELDS = {"split_seed": None}
 
 
+#: the protocol's filters: every folder cached before they were per-source had them hashed at 3
+FILTERS, FILTERS_BEFORE = ("min_session_events", "min_item_events"), 3
+#: sources whose filters changed meaning when they became per-source (Yoochoose gained the item filter, events
+#: both, default 0): their keys carry this mark, so no folder cached before is taken for a filtered request
+FILTERS_CHANGED = ("yoochoose", "events")
+
+
 def cache_key(config: DataConfig) -> str:
     """A folder name for ``config``: source, scale or file stem, and a hash of both."""
+    from .sources import source_options
+
     settings = {k: v for k, v in config.to_dict().items() if not (k in ADDED_FIELDS and ADDED_FIELDS[k] == v)}
+    applied = dataclasses.asdict(source_options(config))  # the filters the source applies (its defaults resolved)
+    for name in FILTERS:  # hashed as applied, or as before for a source that reads none (the simulator)
+        settings[name] = applied.get(name, FILTERS_BEFORE)
+    if config.source in FILTERS_CHANGED:
+        settings["filters"] = "per-source"
     fingerprint = {"config": settings, "files": input_files(config)}
     digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:10]
     label = config.scale if config.source == "simulator" else Path(config.paths[0]).name.split(".")[0]

@@ -472,8 +472,10 @@ BAD_PREPARE = {
     "events-two-paths": (["--source", "events", "--path", "{a}", "{b}"], "DataConfig.paths", "one event log"),
     "events-with-sessions": (["--source", "events", "--path", "{a}", "--sessions", "5"], "--sessions",
                              "only read by the simulator source"),
-    "events-with-min-item-events": (["--source", "events", "--path", "{a}", "--min-item-events", "5"],
-                                    "--min-item-events", "only read by the retailrocket source"),
+    "events-with-sample-sessions": (["--source", "events", "--path", "{a}", "--sample-sessions", "5"],
+                                    "--sample-sessions", "only read by the yoochoose source"),
+    "simulator-with-min-item-events": (["--source", "simulator", "--min-item-events", "5"],
+                                       "--min-item-events", "the simulator source would ignore it"),
     "yoochoose-with-default-scale": (["--source", "yoochoose", "--path", "{a}", "--scale", "tiny"], "--scale",
                                      "would ignore it"),
 }

@@ -117,7 +117,8 @@ def source_options(config: DataConfig):
     for name, (_, readers) in option_fields().items():
         if name not in own and getattr(config, name) != defaults[name]:
             refuse_ignored(config.source, name, getattr(config, name), readers, f"DataConfig.{name}")
-    return source.options(**{name: getattr(config, name) for name in own})
+    # a field left at None takes the source's own default (the protocol's filters differ per source)
+    return source.options(**{name: getattr(config, name) for name in own if getattr(config, name) is not None})
 
 
 def refuse_ignored(source: str, name: str, value: object, readers: list[str], where: str) -> None:

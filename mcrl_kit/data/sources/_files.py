@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import gzip
 import os
 import zlib
@@ -254,3 +255,23 @@ def _clip(text: str, n: int = 120) -> str:
     """One line, at most ``n`` characters: error messages stay one readable paragraph."""
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def options_of(options_cls: type, config):
+    """``config`` as the source's ``Options`` when it is a whole ``DataConfig`` (the readers accept either);
+    a field left at None takes the source's own default."""
+    if isinstance(config, options_cls):
+        return config
+    own = {f.name for f in dataclasses.fields(options_cls)}
+    return options_cls(**{name: getattr(config, name) for name in own if getattr(config, name) is not None})
+
+
+def session_item_filter(frame: pd.DataFrame, min_session: int, min_item: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The protocol's filter: sessions with ≥ ``min_session`` events, *then* items with ≥ ``min_item`` events
+    counted on what is left — one pass, no re-filtering. Returns ``(kept rows, what each rule dropped)``."""
+    short = _occurrences(frame["session_id"].to_numpy()) < min_session
+    info = {"sessions_dropped_short": int(frame.loc[short, "session_id"].nunique()), "events_dropped_short": int(short.sum())}
+    frame = frame[~short]
+    rare = _occurrences(frame["item_id"].to_numpy()) < min_item
+    info |= {"items_dropped_rare": int(frame.loc[rare, "item_id"].nunique()), "events_dropped_rare": int(rare.sum())}
+    return frame[~rare], info

@@ -21,6 +21,7 @@ from ._files import (
     _header,
     _missing_columns,
     _plain_integers,
+    session_item_filter,
 )
 
 EVENTS_HINT = (
@@ -121,11 +122,23 @@ PATHS = (1, 1, "one event log (CSV or parquet)")
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """The ``DataConfig`` fields the events source reads: no protocol filter, the log is taken as it is."""
+    """The ``DataConfig`` fields the events source reads: the column map, and the protocol's filters — off by
+    default (the log is taken as it is); ``--min-session-events 3 --min-item-events 3`` applies the SQN protocol's."""
 
     columns: dict[str, str] | None = option(None, "map a kit column to yours, e.g. --column session_id=user")
+    min_session_events: int = option(0, "keep sessions with at least this many events (Yoochoose: clicks)")
+    min_item_events: int = option(0, "then keep items with at least this many events (one pass, no re-filtering)")
 
 
 def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
-    """The registry's entry (``--source events``): ``frame`` when given (``prepare(frame=...)``), else ``config.paths[0]``."""
-    return read_events(frame if frame is not None else config.paths[0], columns=options.columns, progress=progress)
+    """The registry's entry (``--source events``): ``frame`` when given (``prepare(frame=...)``), else ``config.paths[0]``;
+    then the protocol's filters if asked for."""
+    log = read_events(frame if frame is not None else config.paths[0], columns=options.columns, progress=progress)
+    if options.min_session_events <= 1 and options.min_item_events <= 1:
+        return log
+    kept, dropped = session_item_filter(log.events, options.min_session_events, options.min_item_events)
+    if len(kept) == 0:
+        raise DataError(log.name, f"no events are left after the filters (sessions with < {options.min_session_events} "
+                        f"events, then items with < {options.min_item_events} events)",
+                        "lower --min-session-events / --min-item-events (0: no filter)")
+    return dataclasses.replace(log, events=kept.reset_index(drop=True), info={**log.info, **dropped})

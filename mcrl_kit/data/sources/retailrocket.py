@@ -21,7 +21,8 @@ from ._files import (
     _integer_ids,
     _integers,
     _missing_columns,
-    _occurrences,
+    options_of,
+    session_item_filter,
 )
 
 RETAILROCKET_COLUMNS = ("timestamp", "visitorid", "event", "itemid", "transactionid")
@@ -42,6 +43,7 @@ def read_retailrocket(path: str | os.PathLike, config: DataConfig | Options, pro
     ``addtocart`` → purchase (``is_buy`` 1). Duplicated rows are kept (the reference
     does not dedupe). Extra columns (e.g. a ``datetime`` copy) are ignored.
     """
+    config = options_of(Options, config)
     path = _check_file(path, RETAILROCKET_HINT)
     header = _header(path, RETAILROCKET_HINT)
     missing = [c for c in RETAILROCKET_COLUMNS if c not in header]
@@ -82,31 +84,17 @@ def read_retailrocket(path: str | os.PathLike, config: DataConfig | Options, pro
     )
 
     # step 3: visitors first, then items, each counted once on what is left (no re-filtering)
-    short = _occurrences(ev["session_id"].to_numpy()) < config.min_session_events
-    sessions_dropped = int(ev.loc[short, "session_id"].nunique())
-    events_dropped_short = int(short.sum())
-    ev = ev[~short]
-    rare = _occurrences(ev["item_id"].to_numpy()) < config.min_item_events
-    items_dropped = int(ev.loc[rare, "item_id"].nunique())
-    events_dropped_rare = int(rare.sum())
-    ev = ev[~rare]
+    ev, dropped = session_item_filter(ev, config.min_session_events, config.min_item_events)
     if len(ev) == 0:
         raise DataError(
             str(path),
             f"no events are left after the protocol's filters ({rows_read:,} rows read, {tx_dropped:,} transaction "
-            f"rows dropped, then {events_dropped_short:,} events of visitors with < {config.min_session_events} events, "
-            f"then {events_dropped_rare:,} events of items with < {config.min_item_events} events)",
-            "pass the full events.csv (or a bigger sample), or lower DataConfig.min_session_events / min_item_events",
+            f"rows dropped, then {dropped['events_dropped_short']:,} events of visitors with < {config.min_session_events} "
+            f"events, then {dropped['events_dropped_rare']:,} events of items with < {config.min_item_events} events)",
+            "pass the full events.csv (or a bigger sample), or lower --min-session-events / --min-item-events",
         )
-    info = {
-        "rows_read": rows_read,
-        "transaction_rows_dropped": tx_dropped,
-        "sessions_dropped_short": sessions_dropped,
-        "events_dropped_short": events_dropped_short,
-        "items_dropped_rare": items_dropped,
-        "events_dropped_rare": events_dropped_rare,
-        "duplicate_rows_kept": int(ev.duplicated().sum()),
-    }
+    info = {"rows_read": rows_read, "transaction_rows_dropped": tx_dropped, **dropped,
+            "duplicate_rows_kept": int(ev.duplicated().sum())}
     return EventLog(validate_events(ev, name=str(path)), name=f"RetailRocket {path.name}", info=info)
 
 

@@ -25,6 +25,8 @@ from ._files import (
     _integer_ids,
     _isin,
     _no_missing,
+    _occurrences,
+    options_of,
 )
 
 CLICKS_COLUMNS = ("session_id", "timestamp", "item_id", "category")
@@ -47,7 +49,8 @@ def read_yoochoose(
        ``config.sample_sessions`` of them uniformly without replacement — exactly
        ``rng.choice(sorted eligible session ids, n, replace=False)``; when fewer exist,
        all are taken (noted in ``info``);
-    2. items are indexed from the sampled **clicks** (declared as the ``catalogue``);
+    2. items are indexed from the sampled **clicks** (declared as the ``catalogue``), after dropping the clicks
+       of items with < ``config.min_item_events`` of them (default 0: no item filter, as the reference);
     3. keep the buys of sampled sessions; a buy whose item never appears in the
        sampled clicks cannot be encoded and is dropped (counted in ``info``);
     4. clicks ``is_buy`` 0, buys 1, concatenated (clicks first, so a click and a buy at
@@ -58,6 +61,7 @@ def read_yoochoose(
     rows of sampled sessions — so 33 M clicks never sit in memory at once and only the
     sampled rows' ISO timestamps are parsed.
     """
+    config = options_of(Options, config)
     paths = (paths,) if isinstance(paths, str | os.PathLike) else tuple(paths)
     if not 1 <= len(paths) <= 2:
         raise DataError("Yoochoose paths", f"got {len(paths)} files", f"pass the clicks file, then the buys file; {YOOCHOOSE_HINT}")
@@ -94,6 +98,14 @@ def read_yoochoose(
     info["sessions_sampled"] = len(sampled)
 
     clicks = _sampled_clicks(clicks_path, sampled, progress)
+    if config.min_item_events > 1:  # the item filter, on the sampled clicks (its buys follow their items below)
+        rare = _occurrences(clicks["item_id"].to_numpy()) < config.min_item_events
+        info["items_dropped_rare"] = int(clicks.loc[rare, "item_id"].nunique())
+        info["clicks_dropped_rare"] = int(rare.sum())
+        clicks = clicks[~rare].reset_index(drop=True)
+        if len(clicks) == 0:
+            raise DataError(str(clicks_path), f"no click is left after the item filter (items with < "
+                            f"{config.min_item_events} clicks dropped)", "lower --min-item-events")
     catalogue = np.unique(clicks["item_id"].to_numpy())
     info["clicks_kept"] = len(clicks)
     parts = [clicks]
@@ -245,6 +257,7 @@ class Options:
 
     min_session_events: int = option(3, "keep sessions with at least this many events (Yoochoose: clicks)")
     sample_sessions: int = option(200_000, "then sample this many sessions uniformly without replacement")
+    min_item_events: int = option(0, "then keep items with at least this many events (one pass, no re-filtering)")
 
 
 def reader(config: DataConfig, options: Options, *, progress: bool, frame: pd.DataFrame | None = None) -> EventLog:
