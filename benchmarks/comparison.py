@@ -197,7 +197,8 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> 
     main = jobs("main", data, root, threads, plan)
     t, seconds = table(main, MAIN_COLUMNS)
     parts.append(
-        f"**Calibrated simulator `{plan.scale}`** (test split; {support(main)}). {plan.steps:,} steps of batch {plan.batch}, "
+        f"**Calibrated simulator `{plan.scale}`**, SQN protocol (a random 80/10/10 session split; test split: "
+        f"{support(main)}). {plan.steps:,} steps of batch {plan.batch}, "
         f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
@@ -207,14 +208,14 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> 
     samp = jobs("samplers", data, root, threads, plan)
     t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
     parts.append(
-        f"**Negative samplers** (`{plan.scale}`, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
+        f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
         f"{seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
     )
     if "retailrocket-sample" in data:
         real = jobs("real", data, root, threads, plan)
         t, seconds = table(real, REAL_COLUMNS)
         parts.append(
-            f"**RetailRocket sample** (`../shared`, test split; support: {support(real)}). The same methods, budget and "
+            f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
             f"seeds ({seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
             + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
         )

@@ -46,6 +46,10 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the simulator, the Yoochoose sample and the split")
     p.add_argument("--split-seed", type=int, default=None,
                    help="seeds the train/validation/test split alone (default: --seed)")
+    p.add_argument("--protocol", default="sqn", choices=("sqn", "time"),
+                   help="sqn: the reference's random 80/10/10 session split, every event evaluated; time: sessions "
+                        "by end time (train before the 80th percentile, test after the 90th), validation and test "
+                        "skipping first events and targets unseen in training (default sqn)")
     # one flag per source option, from the sources' registry (help: the sources that read it, and its default)
     for name, (field, readers) in option_fields().items():
         where = " / ".join(readers) + ": " + field.metadata["help"]
@@ -101,7 +105,8 @@ def data_config(args: argparse.Namespace):
         if args.source not in readers:
             refuse_ignored(args.source, name, value, readers, f"{option_flag(name)} {value}")
         options[name] = value
-    return DataConfig.from_dict(source=args.source, paths=tuple(args.path), seed=args.seed, split_seed=args.split_seed, **options)
+    return DataConfig.from_dict(source=args.source, paths=tuple(args.path), seed=args.seed, split_seed=args.split_seed,
+                                protocol=args.protocol, **options)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -201,7 +201,7 @@ class DataConfig(Config):
     """How to turn a source into the MDP (``python -m mcrl_kit prepare``).
 
     Defaults follow ``PROTOCOL.md`` exactly (see the per-field notes). ``source``, ``paths``,
-    ``seed``, ``split_seed``, ``state_len`` and ``split`` are shared; each other field is read by some sources
+    ``seed``, ``split_seed``, ``state_len``, ``split`` and ``protocol`` are shared; each other field is read by some sources
     only — a source's ``Options`` in ``mcrl_kit.data.sources`` lists its own, and one set
     for a source that ignores it is refused there.
     """
@@ -225,8 +225,12 @@ class DataConfig(Config):
     split_seed: int | None = None
     #: items of history in a state (the reference: 10)
     state_len: int = 10
-    #: train / validation / test fractions of sessions (seeded shuffle, then cut)
+    #: train / validation / test fractions of sessions (seeded shuffle, then cut; under ``time``: quantiles
+    #: of session end times)
     split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    #: ``sqn`` (the reference: a random session split, every event evaluated) | ``time`` (by session end
+    #: time; validation and test skip each session's first event and targets unseen in training)
+    protocol: str = "sqn"
     #: the protocol's filters, read by every file source: sessions with ≥ this many events (Yoochoose: clicks),
     #: then items with ≥ ``min_item_events`` events, one pass. None: the source's own default — RetailRocket
     #: 3 and 3, Yoochoose 3 and 0, events 0 and 0 (a log taken as it is)
@@ -246,6 +250,7 @@ class DataConfig(Config):
         _positive("DataConfig.state_len", self.state_len)
         _positive("DataConfig.sample_sessions", self.sample_sessions)
         _seed("DataConfig.seed", self.seed)
+        _choice("DataConfig.protocol", self.protocol, ("sqn", "time"))
         if self.split_seed is not None:
             _seed("DataConfig.split_seed", self.split_seed)
         _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True, allow_none=True)

@@ -53,6 +53,7 @@ def load_data(
     path: str | Sequence[str] | None = None,
     sessions: int | None = None,
     split_seed: int | None = None,
+    protocol: str = "sqn",
     progress: bool = False,
 ) -> PreparedData:
     """Prepare (or reuse from the cache) a dataset by name.
@@ -65,12 +66,14 @@ def load_data(
     - ``retailrocket`` / ``yoochoose`` / ``events``: your own files in ``path``
       (RetailRocket ``events.csv``; Yoochoose clicks then buys; one CSV/parquet event log).
 
-    ``split_seed`` cuts the same sessions into another train / validation / test split (default: ``seed``).
+    ``split_seed`` cuts the same sessions into another train / validation / test split (default: ``seed``);
+    ``protocol="time"`` cuts them by end time instead (``mcrl_kit.data.split``).
     """
     if dataset == "auto":
         dataset = "retailrocket-sample" if paths.shared_file(*RETAILROCKET_SAMPLE) else "simulator"
     if dataset == "simulator":
-        config = DataConfig(source="simulator", scale=scale, seed=seed, sessions=sessions, split_seed=split_seed)
+        config = DataConfig(source="simulator", scale=scale, seed=seed, sessions=sessions, split_seed=split_seed,
+                            protocol=protocol)
     elif dataset in ("retailrocket-sample", "yoochoose-sample"):
         parts = RETAILROCKET_SAMPLE if dataset == "retailrocket-sample" else YOOCHOOSE_SAMPLE
         sample = paths.shared_file(*parts)
@@ -81,7 +84,7 @@ def load_data(
             )
         if dataset == "yoochoose-sample":
             return _yoochoose_sample(sample, seed, progress, split_seed)
-        config = DataConfig(source="retailrocket", paths=(str(sample),), seed=seed, split_seed=split_seed)
+        config = DataConfig(source="retailrocket", paths=(str(sample),), seed=seed, split_seed=split_seed, protocol=protocol)
     elif dataset in ("retailrocket", "yoochoose", "events"):
         if not path:
             raise DataError(
@@ -90,7 +93,7 @@ def load_data(
             )
         files = (path,) if isinstance(path, str | Path) else tuple(path)
         config = DataConfig(source=dataset, paths=tuple(str(Path(p).expanduser().resolve()) for p in files), seed=seed,
-                            split_seed=split_seed)
+                            split_seed=split_seed, protocol=protocol)
     else:
         raise DataError(f"dataset {dataset!r}", "is not a dataset the notebooks know", f"use one of: {', '.join(DATASETS)}")
     return prepare(config, progress=progress)

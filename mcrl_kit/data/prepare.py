@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import faults, paths
 from ..config import DataConfig
@@ -42,7 +43,7 @@ from ..storage import atomic_dir, read_json, read_json_object, write_json
 from . import simulator
 from .replay import ReplayBuffer
 from .schema import EventLog
-from .split import SPLITS, split_sessions
+from .split import SPLITS, split_by_time, split_sessions
 
 REQUIRED_FILES = ("config.json", "events.parquet", "items.parquet", "sessions.parquet", "stats.json")
 #: the input files' path, size and mtime when the folder was written (see :func:`prepare`)
@@ -77,7 +78,7 @@ def input_files(config: DataConfig) -> dict:
 
 #: DataConfig fields added after folders were cached, at the default that does what those folders did:
 #: left out of the cache key there, so the folders (and the runs that name them) are found again
-ADDED_FIELDS = {"split_seed": None}
+ADDED_FIELDS = {"split_seed": None, "protocol": "sqn"}
 
 
 #: the protocol's filters: every folder cached before they were per-source had them hashed at 3
@@ -177,8 +178,12 @@ def encode(log: EventLog, config: DataConfig) -> tuple[pd.DataFrame, pd.DataFram
     ):
         raise DataError(log.name, "an event names an item outside the declared catalogue", "declare every item in the catalogue")
     raw_sessions, session = np.unique(ev["session_id"].to_numpy(), return_inverse=True)
-    split_seed = config.seed if config.split_seed is None else config.split_seed
-    parts = split_sessions(np.arange(len(raw_sessions)), numpy_rng(split_seed, "split"), config.split)
+    if config.protocol == "time":  # by when each session ends (the timestamps are the log's)
+        end = pd.Series(ev["timestamp"].to_numpy(np.int64)).groupby(session).max().to_numpy()
+        parts = split_by_time(np.arange(len(raw_sessions)), end, config.split)
+    else:
+        split_seed = config.seed if config.split_seed is None else config.split_seed
+        parts = split_sessions(np.arange(len(raw_sessions)), numpy_rng(split_seed, "split"), config.split)
     _check_splits(log.name, {name: len(ids) for name, ids in parts.items()}, config.split)
     split_of = np.empty(len(raw_sessions), dtype=object)
     for name, ids in parts.items():
@@ -321,9 +326,19 @@ class PreparedData:
                     f"{self.root} ({split} split)", "has no events",
                     "prepare more sessions (the split cuts sessions 80/10/10)",
                 )
-            self._buffers[split] = ReplayBuffer.from_events(
+            buffer = ReplayBuffer.from_events(
                 ev["session"].to_numpy(), ev["item"].to_numpy(), ev["is_buy"].to_numpy(), self.n_items, self.config.state_len
             )
+            if self.config.protocol == "time" and split != "train":
+                # the time protocol evaluates neither a session's first event nor a target unseen in training
+                seen = torch.zeros(self.n_items, dtype=torch.bool)
+                seen[torch.from_numpy(self.split_events("train")["item"].to_numpy(np.int64, copy=True))] = True
+                keep = (buffer.step > 0) & seen[buffer.action.long()]
+                if not keep.any():
+                    raise DataError(f"{self.root} ({split} split)", "has no event left to evaluate under the time protocol "
+                                    "(first events and targets unseen in training are skipped)", "prepare more sessions")
+                buffer = buffer.subset(keep)
+            self._buffers[split] = buffer
         return self._buffers[split]
 
     def extra(self, key: str) -> pd.DataFrame | None:
@@ -385,6 +400,8 @@ def _reprepare_fix(root: Path, config: DataConfig | None) -> str:
     args.append(f"--seed {config.seed}")
     if config.split_seed is not None:
         args.append(f"--split-seed {config.split_seed}")
+    if config.protocol != "sqn":
+        args.append(f"--protocol {config.protocol}")
     return f"prepare it again: `python -m mcrl_kit prepare {' '.join(args)} --out {root} --force`"
 
 
