@@ -197,8 +197,8 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> 
     main = jobs("main", data, root, threads, plan)
     t, seconds = table(main, MAIN_COLUMNS)
     parts.append(
-        f"**Calibrated simulator `{plan.scale}`**, SQN protocol (a random 80/10/10 session split; test split: "
-        f"{support(main)}). {plan.steps:,} steps of batch {plan.batch}, "
+        f"**Calibrated simulator `{plan.scale}`**, SQN protocol (a random 80/10/10 session split; support: "
+        f"{support(main)}; metrics on test). {plan.steps:,} steps of batch {plan.batch}, "
         f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "

@@ -417,6 +417,45 @@ def run_bias_table(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- tune -----------------------------------------------------------------------------
+@command
+def add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune", help="equal-budget tuning on validation (Optuna TPE, seeded; resumable, several workers may join)",
+        description="For each --algo, start trials until --trials have been started (a method with nothing to search: "
+        "one), each a run folder of --steps steps under OUT/trials scored on validation only; prints the trials and "
+        "each method's total training steps. Run it again to resume, or with a larger --trials to extend every method.",
+    )
+    p.add_argument("--data", required=True, help="a prepared data folder")
+    p.add_argument("--algo", nargs="+", required=True, help="the methods to tune")
+    p.add_argument("--trials", type=int, default=10, help="trials per method (default 10)")
+    p.add_argument("--steps", type=int, default=1000, help="steps per trial (default 1000)")
+    p.add_argument("--backbone", default="gru")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="seeds the samplers and every trial's training")
+    p.add_argument("--storage", default=None, help="an Optuna storage URL (default: sqlite:///OUT/optuna.db)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="the study folder (trials, optuna.db, one CSV per method)")
+    p.set_defaults(handler=run_tune)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from .data import load_prepared
+    from .tune import Tuner
+
+    data = load_prepared(args.data)
+    totals = []
+    for algo in args.algo:
+        tuner = Tuner(data, algo, steps=args.steps, backbone=args.backbone, batch_size=args.batch_size, seed=args.seed,
+                      out=args.out, storage=args.storage, threads=args.threads)
+        table = tuner.run(args.trials)
+        print(f"{algo}: {len(table)} trials\n{table.drop(columns=['run']).to_string(index=False)}\n")
+        done = table[table["state"] != "FAIL"]
+        totals.append(f"{algo} {int(done['steps'].sum()):,} steps in {len(done)} trials")
+    print("budget: " + "; ".join(totals))
+    return 0
+
+
 # --- online ---------------------------------------------------------------------------
 @command
 def add_online(sub: argparse._SubParsersAction) -> None:

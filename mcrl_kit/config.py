@@ -290,9 +290,27 @@ class ModelConfig(Config):
             raise ConfigError("ModelConfig.dropout", f"{self.dropout} is not in [0, 1)", "give e.g. 0.1")
 
 
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One dimension of a search space (``python -m mcrl_kit tune``): a float or int range (``log``: sampled on
+    a log scale) or a list of ``choices``."""
+
+    kind: str  # "float" | "int" | "choice"
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+    choices: tuple = ()
+
+
 @dataclasses.dataclass
 class AlgoConfig(Config):
-    """MDP settings every algorithm shares; each algorithm subclasses this."""
+    """MDP settings every algorithm shares; each algorithm subclasses this.
+
+    ``SEARCH`` is the algorithm's own search space for ``tune`` (its fields by name); every trained
+    algorithm is also searched over the learning rate and dropout (``tune.COMMON_SEARCH``).
+    """
+
+    SEARCH: typing.ClassVar[dict[str, Param]] = {}
 
     #: discount γ (the reference: 0.5)
     gamma: float = 0.5
@@ -332,6 +350,8 @@ class TrainConfig(Config):
     #: the metric chosen on instead when ``select_metric`` lacks support; ``last``: the final weights
     #: (also what happens, with a warning, when the fallback lacks support too)
     select_fallback: str = "click/NDCG@10"
+    #: evaluate the selected model on test at the end; off for tuning trials, which must read validation only
+    test_metrics: bool = True
     seed: int = 0
     #: auto (CUDA when present) | cpu | cuda | cuda:N
     device: str = "auto"

@@ -61,7 +61,7 @@ BEFORE_FORMAT_3 = {"model": {"head_init": "torch"},
 ADDED_SETTINGS = {"algo_params": {"sampler": "uniform"},
                   # earlier runs chose on select_metric whatever its support; where it had 50 validation
                   # events or more that is what these defaults do (experiments.ensure_run retrains the others)
-                  "train": {"select_min_support": 50, "select_fallback": "click/NDCG@10"}}
+                  "train": {"select_min_support": 50, "select_fallback": "click/NDCG@10", "test_metrics": True}}
 
 #: the files the kit writes in a run folder (and so the only ones ``--overwrite`` removes)
 RUN_FILES = re.compile(

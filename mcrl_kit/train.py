@@ -363,13 +363,15 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
 
     def finish() -> dict:  # rank 0 evaluates and writes; the others get its metrics
         val = evaluate_algo(algo, val_buf, cfg, device)
-        test = evaluate_algo(algo, data.replay("test"), cfg, device, ranks_to=out / "ranks_test.npz" if out is not None else None)
+        # a tuning trial (test_metrics off) never scores test: only the retrained best configuration does
+        test = evaluate_algo(algo, data.replay("test"), cfg, device, ranks_to=out / "ranks_test.npz" if out is not None else None) \
+            if cfg.test_metrics else None
         metrics = {
             "algo": run.algo,
             "backbone": run.model.backbone if algo.trainable else None,
             "val": _strip_counts(val),
-            "test": _strip_counts(test),
-            "count": {"val": val["count"], "test": test["count"]},
+            **({"test": _strip_counts(test)} if test else {}),
+            "count": {"val": val["count"], **({"test": test["count"]} if test else {})},
             **algo.param_counts(),
             "steps": total_steps,
             "best_step": int(best_step),

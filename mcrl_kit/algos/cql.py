@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..config import AlgoConfig, ModelConfig, _choice, _count
+from ..config import AlgoConfig, ModelConfig, Param, _choice, _count
 from ..data.replay import Batch
 from ..errors import ConfigError
 from .base import Algo, item_cross_entropy
@@ -47,6 +48,7 @@ def _rate(where: str, value: float) -> None:
 
 @dataclasses.dataclass
 class CQLConfig(AlgoConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {"alpha": Param("float", 0.01, 10.0, log=True)}
     #: α: weight of the conservative penalty logsumexp_a Q − Q(a_t)
     alpha: float = 1.0
     #: what ranks items: the CE head (as SQN) or the Q head
@@ -112,6 +114,7 @@ class CQL(_TargetNetwork):
 
 @dataclasses.dataclass
 class IQLConfig(AlgoConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {"expectile": Param("float", 0.5, 0.95), "beta": Param("float", 0.3, 10.0, log=True)}
     #: τ of the expectile regression of V on Q(s, a_t) (> 0.5: an upper expectile, IQL's ≈ 0.7)
     expectile: float = 0.7
     #: β: inverse temperature of the advantage weight exp(β A)

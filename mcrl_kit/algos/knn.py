@@ -73,11 +73,12 @@ so ``model.pt`` loads with ``weights_only=True`` into a model built from the con
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ..config import AlgoConfig, ModelConfig
+from ..config import AlgoConfig, ModelConfig, Param
 from ..data.prepare import PreparedData
 from ..data.replay import ReplayBuffer
 from ..errors import ConfigError
@@ -90,6 +91,7 @@ CHUNK = 1024
 @dataclasses.dataclass
 class SKNNConfig(AlgoConfig):
     """SKNN's neighbourhood (the MDP fields of :class:`AlgoConfig` are unused: nothing is learned)."""
+    SEARCH: ClassVar[dict[str, Param]] = {"k": Param("int", 20, 500, log=True), "m": Param("int", 100, 2000, log=True)}
 
     #: neighbours: the k most similar sessions of the sample (the papers: 100)
     k: int = 100

@@ -54,12 +54,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import AlgoConfig, ModelConfig, _choice, _count
+from ..config import AlgoConfig, ModelConfig, Param, _choice, _count
 from ..data.replay import Batch
 from ..errors import ConfigError
 from ..models import build_backbone
@@ -71,6 +72,11 @@ NEGATIVE, CLICK, PURCHASE = 0, 1, 2
 
 @dataclasses.dataclass
 class MCRLConfig(AlgoConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {
+        "lambda_conservative": Param("float", 0.01, 10.0, log=True), "lambda_reward": Param("float", 0.1, 10.0, log=True),
+        "lambda_transition": Param("float", 0.1, 10.0, log=True), "temperature": Param("float", 0.05, 1.0, log=True),
+        "neg": Param("int", 1, 50, log=True),
+    }
     #: K: negative actions per transition
     neg: int = 10
     #: where the negatives come from: uniform (over the items ≠ a_t) | popularity | in_batch | unseen

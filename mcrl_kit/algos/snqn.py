@@ -36,10 +36,11 @@ kit's loop keeps one optimiser and only changes its learning rate.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
-from ..config import ModelConfig, _choice
+from ..config import ModelConfig, Param, _choice
 from ..data.replay import Batch
 from ..errors import ConfigError
 from .base import item_cross_entropy
@@ -59,6 +60,7 @@ from .sqn import (
 
 @dataclasses.dataclass
 class SNQNConfig(SQNConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {"neg": Param("int", 1, 50, log=True)}
     #: K: negative actions per transition (the reference: 10)
     neg: int = 10
     #: where the negatives come from: uniform (over the items ≠ a_t, the reference) | popularity |
@@ -77,6 +79,7 @@ class SNQNConfig(SQNConfig):
 
 @dataclasses.dataclass
 class SA2CConfig(SNQNConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {"neg": Param("int", 1, 50, log=True), "switch_step": Param("float", 0.25, 0.9)}
     #: SNQN steps before the CE is weighted by the advantage: a count, a fraction of the budget in (0, 1),
     #: or None: the reference's 15,000, or 3/4 of a shorter budget (``sqn.switch_at``)
     switch_step: int | float | None = None

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..config import AlgoConfig, ModelConfig
+from ..config import AlgoConfig, ModelConfig, Param
 from ..data.replay import Batch
 from ..errors import KitWarning
 from ..fused import gathered_q, linear_argmax
@@ -60,6 +61,7 @@ class SQNConfig(AlgoConfig):
 
 @dataclasses.dataclass
 class SACConfig(SQNConfig):
+    SEARCH: ClassVar[dict[str, Param]] = {"switch_step": Param("float", 0.25, 0.9)}  # the switch, as a fraction of the budget
     #: steps of plain ``CE + L_TD`` before the CE is weighted by sg(Q(s, a_t)): a count, a fraction of the
     #: budget in (0, 1), or None: the reference's 15,000, or 3/4 of a shorter budget (``switch_at``)
     switch_step: int | float | None = None
