@@ -185,7 +185,7 @@ def run_folder(root: str | Path, run: RunConfig) -> Path:
     return Path(root) / f"{slug[:60]}-s{run.train.seed}-{run_key(run)}"
 
 
-def ensure_run(run: RunConfig, root: str | Path, *, data: PreparedData | None = None) -> Path:
+def ensure_run(run: RunConfig, root: str | Path, *, data: PreparedData | None = None, on_eval=None) -> Path:
     """Train ``run`` into its folder under ``root`` unless it finished there before; return the folder.
 
     A folder with ``metrics.json`` is complete (``train`` writes it last) and reused; one
@@ -193,9 +193,9 @@ def ensure_run(run: RunConfig, root: str | Path, *, data: PreparedData | None = 
     """
     out = run_folder(root, run)
     if not (out / "metrics.json").exists():
-        train(run, out, resume=True, data=data)
+        train(run, out, resume=True, data=data, on_eval=on_eval)
     elif _chosen_without_support(out, run):
-        train(run, out, overwrite=True, data=data)
+        train(run, out, overwrite=True, data=data, on_eval=on_eval)
     return out
 
 

@@ -42,6 +42,7 @@ import math
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -301,8 +302,12 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     data: PreparedData | None = None,
+    on_eval: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train ``run`` and return the best model, its metrics and the history.
+
+    ``on_eval(step, validation metrics)`` is called after each validation, once its checkpoint is written
+    (``tune`` prunes there: an exception it raises ends the run, resumable from that checkpoint).
 
     ``out`` (optional) receives the run folder; with ``resume`` an existing
     ``checkpoint.pt`` there is continued exactly. A folder that holds anything else is
@@ -343,10 +348,10 @@ def train(
             # dropout differs per process (as it does per example in one process); the rest,
             # weights and the algorithm's own generator, starts identical on every rank
             torch.manual_seed(cfg.seed * 1_000_003 + rank)
-        return _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world)
+        return _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world, on_eval)
 
 
-def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world) -> TrainResult:
+def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, world, on_eval=None) -> TrainResult:
     """The training proper, with the run folder prepared and locked."""
     cfg = run.train
     history: list[dict] = []
@@ -358,7 +363,7 @@ def _train_held(algo, run, data, train_buf, val_buf, device, out, resume, rank, 
     if select and select["reason"] and rank == 0:
         warnings.warn(f"checkpoint selection: {select['reason']}", KitWarning, stacklevel=2)
     if algo.trainable:
-        history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume, select["metric"])
+        history, best_step = _fit(algo, run, train_buf, val_buf, total_steps, device, out, resume, select["metric"], on_eval)
     hist = pd.DataFrame(history)
 
     def finish() -> dict:  # rank 0 evaluates and writes; the others get its metrics
@@ -421,6 +426,7 @@ def _fit(
     out: Path | None,
     resume: bool,
     select_metric: str | None = None,
+    on_eval: Callable[[int, dict], None] | None = None,
 ) -> tuple[list[dict], int]:
     """Run the optimisation; return the history and the selected step (best weights loaded).
 
@@ -545,6 +551,8 @@ def _fit(
                 _remove_stale_best(out, state["best_step"])
                 with atomic_path(out / "timing.csv") as tmp:
                     pd.DataFrame(timing).to_csv(tmp, index=False)
+            if on_eval is not None:
+                on_eval(done, val)
 
         on_rank0(evaluate_and_save, rank, world)
         if rank != 0:

@@ -10,6 +10,9 @@ Optuna's TPE sampler, on validation only:
   trials table records each trial's training steps, so the total per method is in the CSV;
 - **validation only**: a trial is a run folder trained with ``test_metrics`` off — its ``metrics.json``
   holds no test numbers; only the best configuration, retrained, is scored on test (``study``);
+- **pruned on validation**: every validation of a trial is reported, and the pruner (the median rule
+  after two complete trials by default) may stop it there; a pruned trial counts in the budget with the
+  steps it trained;
 - **cached and killable**: each trial is a run folder under ``OUT/trials`` (the same parameters, the same
   folder); a trial whose process died is failed and retried with its own parameters, and its run folder
   resumes exactly from its last checkpoint;
@@ -78,6 +81,8 @@ class Tuner:
     storage: str | None = None
     threads: int | None = None
     progress: bool = False
+    #: an Optuna pruner, asked at every validation (default: the median rule after two complete trials)
+    pruner: Any = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out) if self.out else Path("build") / "tune"
@@ -98,7 +103,9 @@ class Tuner:
         with filelock.FileLock(str(self.out / ".optuna.create.lock")):
             storage = optuna.storages.RDBStorage(
                 url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
-            return optuna.create_study(study_name=self.name, storage=storage, direction="maximize", load_if_exists=True)
+            pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=2)
+            return optuna.create_study(study_name=self.name, storage=storage, direction="maximize", load_if_exists=True,
+                                       pruner=pruner)
 
     def budget(self, trials: int) -> int:
         """Trials this method gets: ``trials``, or one where there is nothing to search."""
@@ -128,7 +135,13 @@ class Tuner:
                 trial.set_user_attr("worker", _worker())
                 trial.set_user_attr("index", drawn)  # its place in the order of draws
             params = {name: _suggest(trial, name, p) for name, p in self.space.items()}
-            value, steps, folder = self._objective(params)
+            reached = {"step": 0}
+            try:
+                value, steps, folder = self._objective(params, trial, reached)
+            except optuna.TrialPruned:  # a pruned trial counts in the budget with the steps it trained
+                trial.set_user_attr("steps", reached["step"])
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
             trial.set_user_attr("steps", steps)
             trial.set_user_attr("run", str(folder))
             study.tell(trial, value)
@@ -147,15 +160,31 @@ class Tuner:
                 if t.params:
                     study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
 
-    def _objective(self, params: Mapping[str, Any]) -> tuple[float, int, Path]:
-        """Train (or reuse, or resume) the trial's run folder; its validation value on the selection metric."""
+    def _objective(self, params: Mapping[str, Any], trial=None, reached: dict | None = None) -> tuple[float, int, Path]:
+        """Train (or reuse, or resume) the trial's run folder; its validation value on the selection metric,
+        reported to the pruner at every validation."""
+        import optuna
+
+        from .train import selection
+
         algo_params = {k: v for k, v in params.items() if "." not in k}
         run = self._study.config(self.algo, algo_params, seed=self.seed)
         train = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("train.")}
         model = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("model.")}
         run = run.replace(train=dataclasses.replace(run.train, test_metrics=False, **train),
                           model=dataclasses.replace(run.model, **model))
-        folder = ensure_run(run, self._study.root, data=self.data)
+        chosen = selection(run.train, self.data.replay("val"))["metric"]  # what the run will choose on
+        key = "val/" + (run.train.select_metric if chosen == "last" else chosen)
+
+        def report(step: int, val: dict) -> None:
+            if trial is None:
+                return
+            reached["step"] = step
+            trial.report(float(val[key]), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned
+
+        folder = ensure_run(run, self._study.root, data=self.data, on_eval=report if algo_class(self.algo).trainable else None)
         _, metrics = load_run_metrics(folder)
         if "test" in metrics:  # a trial never reads test (and a folder that has it was not a trial)
             raise ConfigError(str(folder), "holds test metrics, so it is not a tuning trial", "tune into a fresh --out")
