@@ -456,6 +456,47 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- study ----------------------------------------------------------------------------
+@command
+def add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study", help="tune every method on one budget, retrain the best over split × init seeds, compare",
+        description="Tune each --algo (tune: --trials × --steps, validation only) on the first split seed, retrain "
+        "its best configuration on every --split-seeds × --seeds, and write OUT/comparison.md, .csv, the figures "
+        "and OUT/study.json (with paired bootstrap intervals against the best non-RL baseline and the control). "
+        "Cached and resumable: run it again to continue.",
+    )
+    p.add_argument("--dataset", default="simulator", help="simulator | retailrocket-sample | retailrocket | yoochoose | events")
+    p.add_argument("--scale", default="tiny", help="the simulator's scale (default tiny)")
+    p.add_argument("--path", nargs="+", default=None, help="your files (retailrocket, yoochoose, events)")
+    p.add_argument("--protocol", default="sqn", choices=("sqn", "time"))
+    p.add_argument("--algo", nargs="+", required=True)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="init seeds of the final runs (default 0)")
+    p.add_argument("--backbone", default="gru")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=run_study_command)
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    from .experiments import load_data
+    from .study import StudyPlan, run_study
+
+    plan = StudyPlan(algos=args.algo, trials=args.trials, steps=args.steps, split_seeds=args.split_seeds, seeds=args.seeds,
+                     backbone=args.backbone, batch_size=args.batch_size, n_boot=args.bootstrap, threads=args.threads)
+    plan.check()
+    datasets = [load_data(args.dataset, scale=args.scale, path=args.path, split_seed=s, protocol=args.protocol)
+                for s in args.split_seeds]
+    run_study(datasets, plan, args.out)
+    print((Path(args.out) / "comparison.md").read_text(encoding="utf-8"))
+    return 0
+
+
 # --- online ---------------------------------------------------------------------------
 @command
 def add_online(sub: argparse._SubParsersAction) -> None:

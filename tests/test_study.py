@@ -1,0 +1,59 @@
+"""``study``: tune on one budget, retrain over split × init seeds, compare with intervals — cached, so a second
+call trains nothing; trials never read test, final runs do."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from helpers import cli
+
+from mcrl_kit import experiments
+from mcrl_kit.errors import ConfigError, KitWarning
+from mcrl_kit.study import StudyPlan, run_study
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return [experiments.load_data("simulator", scale="tiny", sessions=400, split_seed=s) for s in (0, 1)]
+
+
+def test_a_study_tunes_retrains_over_splits_and_compares(splits, tmp_path):
+    plan = StudyPlan(algos=["popularity", "supervised", "reward_ce"], trials=2, steps=10, split_seeds=(0, 1), seeds=(0,),
+                     batch_size=32, n_boot=200, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KitWarning)
+        result = run_study(splits, plan, tmp_path)
+    assert result["budget"]["supervised"] == result["budget"]["reward_ce"] == {"trials": 2, "steps": 20}
+    assert result["budget"]["popularity"]["trials"] == 1
+    table = result["table"].set_index("label")
+    assert (table["seeds"] == 2).all() and len(table) == 3  # 2 split seeds × 1 init seed per method
+    (reference, intervals), _ = result["intervals"]
+    assert reference == max(("popularity", "gru-supervised"), key=lambda lab: result["best"][
+        "popularity" if lab == "popularity" else "supervised"]["val"])
+    assert (intervals["splits"] == 2).all()
+    for name in ("comparison.md", "comparison.csv", "study.json", "comparison-purchase-NDCG10.png"):
+        assert (tmp_path / name).exists(), name
+    # trials read validation only; the final runs test
+    for metrics in (tmp_path / "tune" / "trials" / "runs").glob("*/metrics.json"):
+        assert "test" not in json.loads(metrics.read_text())
+    finals = list((tmp_path / "final" / "runs").glob("*/metrics.json"))
+    assert len(finals) == 6 and all("test" in json.loads(m.read_text()) for m in finals)
+    # everything is cached: a second call trains nothing
+    before = {m: m.stat().st_mtime_ns for m in tmp_path.rglob("metrics.json")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KitWarning)
+        run_study(splits, plan, tmp_path)
+    assert {m: m.stat().st_mtime_ns for m in tmp_path.rglob("metrics.json")} == before
+
+
+def test_bad_plans_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="unknown name 'sqm'"):
+        StudyPlan(algos=["sqm"]).check()
+    with pytest.raises(ConfigError, match="at least one split seed"):
+        StudyPlan(algos=["supervised"], split_seeds=()).check()
+    rc, _, err = cli(["study", "--algo", "supervised", "popularty", "--out", tmp_path / "s"])
+    assert rc == 2 and "unknown name 'popularty'" in err and not (tmp_path / "s").exists()
