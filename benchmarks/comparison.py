@@ -131,7 +131,7 @@ REAL_COLUMNS = ("click HR@20", "click NDCG@20", "purchase HR@20", "purchase NDCG
 
 def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float]:
     """One row per (label, backbone) with the runs finished so far: mean ± std over seeds; and the compute
-    (seconds, from the runs' timings) they took."""
+    (wall seconds summed from the runs' timings) they took."""
     groups: dict[tuple[str, str], list[Path]] = {}
     seconds = 0.0
     for _, label, study, backbone, variant, seed in todo:
@@ -202,21 +202,21 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> 
         f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
-        f"Runs so far took {seconds / 3600:.1f} h of compute.\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+        f"Runs so far took {seconds / 3600:.1f} h of wall time summed over runs (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
         + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"))
     )
     samp = jobs("samplers", data, root, threads, plan)
     t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
-        f"{seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
+        f"{seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
     )
     if "retailrocket-sample" in data:
         real = jobs("real", data, root, threads, plan)
         t, seconds = table(real, REAL_COLUMNS)
         parts.append(
             f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
-            f"seeds ({seconds / 3600:.1f} h of compute so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+            f"seeds ({seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
             + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
         )
     return "\n\n".join(parts)
