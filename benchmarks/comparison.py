@@ -141,16 +141,16 @@ def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float
             if (f / "timing.csv").exists():
                 timing = pd.read_csv(f / "timing.csv")
                 seconds += float(timing["seconds"].iloc[-1]) if len(timing) else 0.0
-    rows = []
+    rows, means = [], {}
     for (label, backbone), folders in groups.items():
         t = compare_runs(folders, split=split).iloc[0]
         row = {"method": label, "backbone": backbone, "seeds": int(t["seeds"])}
         for c in columns:
             row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
         rows.append(row)
+        means[(label, backbone)] = {c: float(t[c]) for c in columns}
     frame = pd.DataFrame(rows)
-    frame.attrs["means"] = {(label, backbone): {c: float(compare_runs(f, split=split).iloc[0][c]) for c in columns}
-                            for (label, backbone), f in groups.items()}
+    frame.attrs["means"] = means
     return frame, seconds
 
 

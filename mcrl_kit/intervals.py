@@ -89,11 +89,11 @@ def _by_split(folders: Sequence[tuple[dict, str]]) -> dict[str, list[str]]:
     return out
 
 
-def _mean_gains(folders: Sequence[str], column: str, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _mean_gains(folders: Sequence[str], column: str, split: str, load=load_ranks) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-event gain averaged over the runs of one split (which must share their events), and the events."""
     gains, events = [], None
     for folder in folders:
-        r = load_ranks(folder, split)
+        r = load(folder, split)
         if events is None:
             events = r
         elif not (np.array_equal(r["is_buy"], events["is_buy"]) and np.array_equal(r["session"], events["session"])):
@@ -120,6 +120,13 @@ def paired_bootstrap(
         raise ConfigError(f"reference {reference!r}", "is not a row of the table",
                           f"use one of: {', '.join(map(repr, groups))}")
     ref = _by_split(groups[reference])
+    loaded: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    def load(folder: str, which: str) -> dict[str, np.ndarray]:  # each ranks file read once per call
+        if (folder, which) not in loaded:
+            loaded[(folder, which)] = load_ranks(folder, which)
+        return loaded[(folder, which)]
+
     rows = []
     for label, members in groups.items():
         if label == reference:
@@ -134,8 +141,8 @@ def paired_bootstrap(
             kind = column.split(" ")[0]
             observed, draws = [], []
             for i, key in enumerate(sorted(common)):
-                gain_m, events = _mean_gains(mine[key], column, split)
-                gain_r, events_r = _mean_gains(ref[key], column, split)
+                gain_m, events = _mean_gains(mine[key], column, split, load)
+                gain_r, events_r = _mean_gains(ref[key], column, split, load)
                 if not np.array_equal(events["session"], events_r["session"]):
                     raise DataError(label, f"was tested on other events than {reference!r} on one split",
                                     "compare runs trained on the same prepared data")

@@ -315,7 +315,8 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{_HOST}-{os.getpid()}."
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one owned by another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -345,7 +346,7 @@ def remove_stale_temps(path: str | os.PathLike, *, folder: bool = False) -> list
             if at < 0 or (not folder and at != len(start) - 1):
                 continue
             pid = name[at + len(marker):].partition(".")[0]
-            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
                 continue
             stale = Path(entry.path)
             if stale.is_dir() and not stale.is_symlink():

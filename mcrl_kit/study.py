@@ -32,7 +32,7 @@ from .experiments import Study, ensure_run
 from .intervals import PRIMARY, format_intervals, paired_bootstrap
 from .report import compare_runs, format_compare, grouped_runs
 from .storage import atomic_path, write_json, write_text
-from .tune import Tuner
+from .tune import Tuner, configured
 
 #: the references the intervals are taken against: the best of these present, and the control
 NON_RL = ("popularity", "recency", "sknn", "vsknn", "supervised")
@@ -89,7 +89,7 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
 
     table = compare_runs(finals)
     groups = grouped_runs(finals)
-    label_of = {run_algo(members[0][0]): label for label, members in groups.items()}
+    label_of = {members[0][0]["algo"]: label for label, members in groups.items()}
     present = [a for a in NON_RL if a in label_of]
     intervals = []
     if present:  # chosen on validation (the tuning value), never on test
@@ -101,19 +101,11 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
     return {"table": table, "intervals": intervals, "best": best, "budget": budget}
 
 
-def run_algo(config: dict) -> str:
-    return config["algo"]
-
-
 def _final_run(data: PreparedData, algo: str, params: dict, seed: int, plan: StudyPlan, root: Path) -> Path:
     """The best configuration retrained on ``data`` with init ``seed`` (test metrics on)."""
     study = Study(data, backbone=plan.backbone, steps=plan.steps, batch_size=plan.batch_size, device="cpu",
                   threads=plan.threads, out=root)
-    run = study.config(algo, {k: v for k, v in params.items() if "." not in k}, seed=seed)
-    train = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("train.")}
-    model = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("model.")}
-    run = run.replace(train=dataclasses.replace(run.train, **train), model=dataclasses.replace(run.model, **model))
-    return ensure_run(run, study.root, data=data)
+    return ensure_run(configured(study, algo, params, seed), study.root, data=data)
 
 
 def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dict, budget: dict, datasets) -> None:

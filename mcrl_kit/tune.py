@@ -46,6 +46,7 @@ from .errors import ConfigError
 from .experiments import Study, ensure_run
 from .report import load_run_metrics
 from .seeding import numpy_rng
+from .storage import atomic_path, pid_alive
 
 #: searched for every trained algorithm: Adam's learning rate and the backbone's dropout
 COMMON_SEARCH: dict[str, Param] = {"train.lr": Param("float", 1e-4, 1e-2, log=True), "model.dropout": Param("float", 0.0, 0.5)}
@@ -155,7 +156,7 @@ class Tuner:
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker", "")
             name, _, pid = worker.rpartition(":")
-            if name == host and pid.isdigit() and not _alive(int(pid)):
+            if name == host and pid.isdigit() and not pid_alive(int(pid)):
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
                 if t.params:
                     study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
@@ -167,12 +168,7 @@ class Tuner:
 
         from .train import selection
 
-        algo_params = {k: v for k, v in params.items() if "." not in k}
-        run = self._study.config(self.algo, algo_params, seed=self.seed)
-        train = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("train.")}
-        model = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("model.")}
-        run = run.replace(train=dataclasses.replace(run.train, test_metrics=False, **train),
-                          model=dataclasses.replace(run.model, **model))
+        run = configured(self._study, self.algo, params, self.seed, test_metrics=False)
         chosen = selection(run.train, self.data.replay("val"))["metric"]  # what the run will choose on
         key = "val/" + (run.train.select_metric if chosen == "last" else chosen)
 
@@ -204,8 +200,6 @@ class Tuner:
                          "run": t.user_attrs.get("run")})
         frame = pd.DataFrame(rows)
         if len(frame):
-            from .storage import atomic_path
-
             with atomic_path(self.out / f"{self.name}.csv") as tmp:
                 frame.to_csv(tmp, index=False)
         return frame
@@ -214,6 +208,16 @@ class Tuner:
         """The best completed trial's parameters and validation value."""
         study = self.study()
         return dict(study.best_trial.params), float(study.best_value)
+
+
+def configured(study: Study, algo: str, params: Mapping[str, Any], seed: int, test_metrics: bool = True):
+    """``study``'s run config of ``algo`` with searched ``params`` applied: bare names are the algorithm's,
+    ``train.*`` and ``model.*`` the loop's and the backbone's (the keys of ``search_space``)."""
+    run = study.config(algo, {k: v for k, v in params.items() if "." not in k}, seed=seed)
+    train = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("train.")}
+    model = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("model.")}
+    return run.replace(train=dataclasses.replace(run.train, test_metrics=test_metrics, **train),
+                       model=dataclasses.replace(run.model, **model))
 
 
 def completed(table: pd.DataFrame) -> list[tuple[str, float]]:
@@ -226,14 +230,5 @@ def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
-
-__all__ = ["COMMON_SEARCH", "Tuner", "completed", "search_space"]
+__all__ = ["COMMON_SEARCH", "Tuner", "completed", "configured", "search_space"]
