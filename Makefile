@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit notebooks lint bench bench-peer-env clean
+.PHONY: demo test unit notebooks lab lint bench bench-peer-env clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || (command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV)) || python3 -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 # unit tests without nbmake's plugin (it costs ~4 s per start), notebooks separately
 test: $(STAMP)
 	$(PY) -m pytest -p no:nbmake -q tests
-	$(PY) -m pytest -q --nbmake notebooks
+	MCRL_HEADLESS=1 $(PY) -m pytest -q --nbmake notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest -p no:nbmake -q tests -m "not slow and not browser"
@@ -29,6 +29,10 @@ unit: $(STAMP)
 # the notebook series through papermill (CI profile) into build/notebooks/
 notebooks: $(STAMP)
 	$(PY) -m mcrl_kit notebooks
+
+# JupyterLab on copies under build/lab/ (running and autosave never write into notebooks/)
+lab: $(STAMP)
+	$(PY) -m mcrl_kit lab $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -5,9 +5,12 @@
     .venv/bin/python benchmarks/comparison.py --part main --shard 1/2
     .venv/bin/python benchmarks/comparison.py --report [--readme]  # tables from the runs done so far
 
-Three parts, each a list of runs cached under ``--out``/runs (default ``build/comparison``):
+Three parts, each a list of runs cached under ``--out``/runs (default ``benchmarks/results/comparison``):
 an interrupted invocation resumes where it stopped (a finished run is reused, a half-trained
-one resumed from its checkpoint), so the study can be spread over sessions and processes.
+one resumed from its checkpoint), so the study can be spread over sessions and processes. The
+finished runs' records (config, metrics, history, timing, per-event test ranks: a few kB each)
+are committed, their weights (``*.pt``) are not (``.gitignore``): a fresh clone reports the
+tables and goes on with the runs left, without retraining the ones done.
 
 - ``main``: the calibrated simulator ``small``, GRU and SASRec, 4,000 steps of batch 256,
   validation every 500 steps (checkpoint selection on purchase NDCG@10, the loop's default),
@@ -53,6 +56,7 @@ class Plan:
 
 
 QUICK = Plan(scale="tiny", steps=20, batch=64, eval_every=10, seeds=(0,), backbones=("gru",), sampler_ks=(1,))
+RESULTS = Path(__file__).resolve().parent / "results" / "comparison"
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 #: no training, no seed (deterministic), no backbone: run once
@@ -227,13 +231,13 @@ def main() -> None:
     ap.add_argument("--part", choices=("main", "samplers", "real", "all"), default="all")
     ap.add_argument("--shard", default="0/1", help="I/N: run every N-th job from the I-th (one process each)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
-    ap.add_argument("--out", default=None, help="default: build/comparison")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/comparison (committed, less weights)")
     ap.add_argument("--report", action="store_true", help="only print the tables of the runs finished so far")
     ap.add_argument("--readme", action="store_true", help="with --report: write them into README.md")
     ap.add_argument("--quick", action="store_true", help="the smoke test's plan: tiny, 20 steps, one seed, GRU, K = 1")
     args = ap.parse_args()
     plan = QUICK if args.quick else Plan()
-    root = Path(args.out) if args.out else paths.build_dir() / "comparison"
+    root = Path(args.out) if args.out else RESULTS
     data = {"simulator": experiments.load_data("simulator", scale=plan.scale)}
     if experiments.sample_available():
         data["retailrocket-sample"] = experiments.load_data("retailrocket-sample")

@@ -613,6 +613,28 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def add_lab(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lab", help="JupyterLab on copies of the notebooks (running never edits the tracked ones)",
+        description="Copy the notebook series to a work folder (build/lab/notebooks/ by default; an existing copy "
+        "is your work and is kept) and open JupyterLab there, bound to 127.0.0.1. Autosave writes outputs into "
+        "the copies, never into notebooks/.",
+    )
+    p.add_argument("--dir", default=None, help="the work folder (default: build/lab)")
+    p.add_argument("--refresh", nargs="+", default=[], metavar="NN", help="replace these copies by the tracked notebooks")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--no-browser", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="make the copies and print the command, start nothing")
+    p.set_defaults(handler=run_lab)
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    from .lab import open_lab
+
+    return open_lab(args.dir, args.refresh, args.port, browser=not args.no_browser, dry_run=args.dry_run)
+
+
 # --- entry point ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mcrl_kit", description=__doc__.splitlines()[0])

@@ -37,7 +37,7 @@ from .data import PreparedData, prepare
 # the real samples of ../shared/data (RetailRocket 5,000 visitors, session-rec's Yoochoose clicks): named once
 from .data.calibrate import RETAILROCKET_SAMPLE, YOOCHOOSE_SAMPLE
 from .errors import DataError
-from .report import compare_runs, format_compare, load_run_metrics, run_label
+from .report import compare_runs, format_compare, load_run_metrics, run_label, styled_compare
 from .runs import RunConfig, load_run, run_key
 from .train import train
 
@@ -185,6 +185,24 @@ def run_folder(root: str | Path, run: RunConfig) -> Path:
     return Path(root) / f"{slug[:60]}-s{run.train.seed}-{run_key(run)}"
 
 
+#: set (to anything) by the kit's papermill runner and ``make test``'s nbmake call: nobody watches those kernels
+HEADLESS_ENV = ("CI", "MCRL_HEADLESS")
+
+
+def auto_progress() -> bool:
+    """Progress bars where someone watches them: on in an interactive IPython kernel (JupyterLab), off
+    when ``CI`` or ``MCRL_HEADLESS`` is set (headless runs, where tqdm's widget state would only bloat
+    the executed notebook) and outside a kernel (scripts ask for bars explicitly)."""
+    import os
+    import sys
+
+    if any(os.environ.get(name) for name in HEADLESS_ENV):
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def ensure_run(run: RunConfig, root: str | Path, *, data: PreparedData | None = None, on_eval=None) -> Path:
     """Train ``run`` into its folder under ``root`` unless it finished there before; return the folder.
 
@@ -230,7 +248,12 @@ class Study:
     threads: int | None = None
     hidden: int = 64
     out: str | Path | None = None
-    progress: bool = False
+    #: tqdm bars; None: :func:`auto_progress` (on in JupyterLab, off in headless runs)
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = auto_progress()
 
     @property
     def root(self) -> Path:
@@ -351,5 +374,6 @@ __all__ = [
     "run_key",
     "sample_available",
     "simulated",
+    "styled_compare",
     "sweep_variants",
 ]

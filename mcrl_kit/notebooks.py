@@ -29,6 +29,7 @@ import ast
 import dataclasses
 import functools
 import json
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -284,6 +285,8 @@ def run_notebooks(
         output = folder / f"{nb.name}.ipynb"
         log(f"[{nb.number}] {nb.name} ({profile}{', ' + _show(params[nb.number]) if params[nb.number] else ''}) …")
         t0 = time.perf_counter()
+        # the kernel inherits the variable: no progress bars in a kernel nobody watches (experiments.auto_progress)
+        headless, os.environ["MCRL_HEADLESS"] = os.environ.get("MCRL_HEADLESS"), "1"
         try:
             papermill.execute_notebook(
                 str(nb.path), str(output), parameters=injected, kernel_name=KERNEL, language="python",
@@ -294,6 +297,11 @@ def run_notebooks(
                 f"notebook {nb.name}", f"failed in cell {err.exec_count}: {err.ename}: {err.evalue}",
                 f"open the executed copy {output} to see the traceback",
             ) from None
+        finally:
+            if headless is None:
+                os.environ.pop("MCRL_HEADLESS", None)
+            else:
+                os.environ["MCRL_HEADLESS"] = headless
         seconds = time.perf_counter() - t0
         done.append(Executed(nb, output, seconds, injected, folder / f"{nb.name}.metrics.json"))
         log(f"[{nb.number}] done in {seconds / 60:.1f} min → {output}")

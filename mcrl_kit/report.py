@@ -159,6 +159,31 @@ def format_compare(table: pd.DataFrame, markdown: bool = False, digits: int = 4)
     return markdown_table(shown) if markdown else shown.to_string(index=False)
 
 
+def styled_compare(table: pd.DataFrame, digits: int = 3, columns=None):
+    """The table as a pandas Styler for notebooks: metric columns grouped by event kind (purchase | click),
+    cells ``mean ± std`` over seeds, the best mean of each column in bold, ``digits`` decimals.
+
+    ``columns``: the metric columns shown (default: every ``COLUMNS`` entry the table has).
+    """
+    columns = [c for c in (columns or COLUMNS) if c in table.columns]
+    head = pd.MultiIndex.from_tuples([("", "model"), ("", "seeds")] + [tuple(c.split(" ", 1)) for c in columns])
+    cells = [[label, int(n)] for label, n in zip(table["label"], table["seeds"])]
+    best = []
+    for c in columns:
+        mean = table[c].to_numpy(dtype=float)
+        std = table[f"{c} std"].to_numpy(dtype=float) if f"{c} std" in table else np.zeros(len(table))
+        for row, m, sd, n in zip(cells, mean, std, table["seeds"]):
+            row.append("–" if np.isnan(m) else f"{m:.{digits}f}" + (f" ± {sd:.{digits}f}" if n > 1 else ""))
+        best.append(np.isfinite(mean) & (mean == np.nanmax(mean)) if np.isfinite(mean).any() else np.zeros(len(mean), bool))
+    shown = pd.DataFrame(cells, columns=head)
+    bold = pd.DataFrame(False, index=shown.index, columns=head)
+    for c, mask in zip(head[2:], best):
+        bold[c] = mask
+    return (shown.style.hide(axis="index")
+            .apply(lambda _: np.where(bold, "font-weight: bold", ""), axis=None)
+            .set_table_styles([{"selector": "th.col_heading.level0", "props": "text-align: center"}]))
+
+
 BIAS_COLUMNS = ("mean_value", "mean_mc_return", "mean_bias", "std_bias", "mean_true_value", "mean_bias_true")
 
 

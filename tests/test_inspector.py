@@ -77,6 +77,49 @@ def test_session_figure(loaded):
     np.testing.assert_allclose(fig.data[0].y, table["mc_return"])
 
 
+def test_bias_bars_stand_side_by_side(loaded):
+    """Two runs' bias bars are grouped, never stacked (a stacked bar's height is a sum, and one run's bar can
+    hide the other's); the reward model's probabilities stack by hand to 1 in their own group."""
+    algos, data = loaded
+    session = ins.session_ids(data, "test", has_purchase=True)[0]
+    table = ins.session_table(algos, data, session)
+    fig = ins.session_figure(table, session)
+    assert fig.layout.barmode == "group"
+    bias = [t for t in fig.data if t.type == "bar" and t.name.startswith("bias ")]
+    assert [t.name for t in bias] == ["bias SQN", "bias MCRL"]
+    assert len({t.offsetgroup for t in bias}) == 2 and all(t.base is None for t in bias)
+    np.testing.assert_allclose(bias[1].y, table["bias MCRL"])
+    probs = [t for t in fig.data if t.name in ins.PROBS]
+    assert {t.offsetgroup for t in probs} == {"probabilities"}
+    base = [np.asarray(t.base, dtype=float) for t in probs]
+    np.testing.assert_allclose(base[0], 0)
+    np.testing.assert_allclose(base[1], table["P(negative) MCRL"], atol=1e-6)
+    np.testing.assert_allclose(base[2] + np.asarray(probs[2].y, dtype=float), 1, atol=1e-5)  # stacked to 1
+    titles = [a.text for a in fig.layout.annotations]
+    assert any("bias" in t for t in titles) and fig.layout.yaxis2.title.text == "value − return"
+
+
+def test_panel_explains_itself_and_scrolls(loaded):
+    algos, data = loaded
+    panel = ins.Inspector(algos, data)
+    panel.render()
+    assert panel.glossary in panel.widget.children
+    for word in ("Q(s, a<sub>t</sub>)", "V(s)", "mc_return", "rank", "P(negative / click / purchase)", "Pink rows"):
+        assert word in panel.glossary.value
+    assert panel.values.value.startswith("<div style='max-height:420px;overflow:auto'>")
+    assert panel.topk.value.startswith("<div style='max-height:420px;overflow:auto'>")
+
+
+def test_executed_copy_shows_a_static_snapshot(loaded):
+    """Without widget state (an executed copy opened later, nbconvert's HTML) the panel falls back to HTML, not VBox(...)."""
+    algos, data = loaded
+    panel = ins.Inspector(algos, data)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live panel where a kernel is behind it
+    assert "<table" in bundle["text/html"] and "static snapshot" in bundle["text/html"]
+    assert str(panel.session.value) in bundle["text/html"] and "VBox" not in bundle["text/plain"]
+
+
 def test_session_values_png(loaded):
     from mcrl_kit.viz import plots
 
@@ -94,15 +137,16 @@ def test_widget_callbacks(loaded):
     panel = ins.Inspector(algos, data, k=4)
     first = panel.render()
     ids = ins.session_ids(data, "test")
-    assert panel.session.value == ids[0] and panel.position.value == 0
+    assert panel.session.value == ids[0] and panel.position.value == 1  # 1-based, as the status line counts
+    assert f"(1 of {len(ids)} in the test split)" in panel.status.value
     assert first.layout.title.text.startswith(f"session {ids[0]}:")
 
     panel.session.value = ids[5]  # the dropdown moves the slider and re-renders
-    assert panel.position.value == 5
+    assert panel.position.value == 6 and f"(6 of {len(ids)} " in panel.status.value
     assert panel.figure.layout.title.text.startswith(f"session {ids[5]}:")
     assert panel.table["item"].tolist() == data.split_events("test").query("session == @ids[5]")["item"].tolist()
 
-    panel.position.value = 2  # the slider moves the dropdown
+    panel.position.value = 3  # the slider moves the dropdown
     assert panel.session.value == ids[2] and panel.figure.layout.title.text.startswith(f"session {ids[2]}:")
 
     panel.next_button.click()
@@ -110,7 +154,8 @@ def test_widget_callbacks(loaded):
 
     panel.has_purchase.value = True  # the filter narrows the list; the current session is kept if it qualifies
     buying = ins.session_ids(data, "test", has_purchase=True)
-    assert list(panel.session.options) == buying and panel.position.max == len(buying) - 1
+    assert list(panel.session.options) == buying and panel.position.max == len(buying)
+    assert panel.position.value == buying.index(panel.session.value) + 1
     assert panel.session.value in buying and (panel.table["event"] == "purchase").any()
 
     panel.k.value = 7

@@ -94,3 +94,23 @@ def test_study_table_metric_summary_is_json_ready(tiny_runs, tmp_path):
     study, runs = tiny_runs
     plain = _plain({"t": study.compare(runs), "nan": float("nan"), "p": tmp_path, "s": experiments.metric_summary(study.compare(runs))})
     assert plain["nan"] is None and plain["p"] == str(tmp_path) and isinstance(plain["t"], list)
+
+
+def test_styled_compare_groups_columns_and_bolds_the_best():
+    from mcrl_kit.report import styled_compare
+
+    table = pd.DataFrame({
+        "label": ["SQN", "MCRL", "popularity"], "seeds": [3, 3, 1],
+        "purchase NDCG@10": [0.41234, 0.5, 0.2], "purchase NDCG@10 std": [0.01, 0.02, 0.0],
+        "click NDCG@10": [0.3, 0.1, float("nan")], "click NDCG@10 std": [0.0, 0.005, 0.0],
+    })
+    styler = styled_compare(table, columns=["purchase NDCG@10", "click NDCG@10"])
+    shown = styler.data
+    assert list(shown.columns) == [("", "model"), ("", "seeds"), ("purchase", "NDCG@10"), ("click", "NDCG@10")]
+    assert shown[("purchase", "NDCG@10")].tolist() == ["0.412 ± 0.010", "0.500 ± 0.020", "0.200"]  # one seed: no ±
+    assert shown[("click", "NDCG@10")].tolist() == ["0.300 ± 0.000", "0.100 ± 0.005", "–"]
+    html = styler.to_html()
+    styles = styler._compute().ctx  # (row, col) -> [(prop, value)] of the cells given a style
+    bold = {k for k, v in styles.items() if ("font-weight", "bold") in v}
+    assert bold == {(1, 2), (0, 3)}  # MCRL best on purchases, SQN on clicks (NaN never best)
+    assert "purchase" in html and "<th" in html

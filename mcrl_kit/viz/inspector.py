@@ -159,12 +159,19 @@ def figure_output(fig: go.Figure) -> dict:
 
 
 def session_figure(table: pd.DataFrame, session: int) -> go.Figure:
-    """Values vs the MC return per step, the bias per run, and MCRL's reward-model probabilities."""
+    """Values vs the MC return per step, the bias per run, and MCRL's reward-model probabilities.
+
+    The bias bars of several runs stand side by side (``barmode="group"``, one offset group per
+    run): stacked, a bar's height would be the sum of the runs' biases and one run's bar could hide
+    another's. The reward model's three class probabilities sum to 1 and are stacked by hand
+    (each bar's ``base`` is the sum below it) in their own offset group, so the layout's bar mode
+    stays ``group`` for the whole figure.
+    """
     value_labels, prob_labels = labels_of(table, "value"), labels_of(table, "P(click)")
     n_rows = 2 + bool(prob_labels)
-    titles = ["predicted value vs Monte-Carlo return", "bias = value − return"]
+    titles = ["predicted value and Monte-Carlo return per step", "bias = predicted value − return (0: exact)"]
     if prob_labels:
-        titles.append(f"reward model of {prob_labels[0]}: P(class | s, logged item)")
+        titles.append(f"reward model of {prob_labels[0]}: P(class | state, logged item)")
     fig = make_subplots(rows=n_rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
     x = table["step"]
     buys = table["event"] == "purchase"
@@ -178,18 +185,42 @@ def session_figure(table: pd.DataFrame, session: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=table[f"value {label}"], mode="lines+markers", name=f"value {label}",
                                  line={"color": color}, legendgroup=label), row=1, col=1)
         fig.add_trace(go.Bar(x=x, y=table[f"bias {label}"], name=f"bias {label}", marker_color=color,
-                             legendgroup=label, showlegend=False), row=2, col=1)
+                             offsetgroup=f"bias {label}", legendgroup=label, showlegend=False,
+                             hovertemplate=f"{html.escape(label)}, step %{{x}}: bias %{{y:.3f}}<extra></extra>"), row=2, col=1)
     if prob_labels:
+        below = np.zeros(len(table))
         for name, color in zip(PROBS, ("#8C8C8C", COLORS[0], COLORS[3])):
-            fig.add_trace(go.Bar(x=x, y=table[f"{name} {prob_labels[0]}"], name=name, marker_color=color), row=3, col=1)
-        fig.update_layout(barmode="stack")
+            p = table[f"{name} {prob_labels[0]}"].to_numpy(dtype=float)
+            fig.add_trace(go.Bar(x=x, y=p, base=below.copy(), name=name, marker_color=color, offsetgroup="probabilities",
+                                 hovertemplate=f"{name}, step %{{x}}: %{{y:.3f}}<extra></extra>"), row=3, col=1)
+            below += p
+        fig.update_yaxes(title_text="probability", range=[0, 1], row=3, col=1)
     n_buys = int(buys.sum())
     fig.update_layout(
         title=f"session {session}: {len(table)} steps, {n_buys} purchase{'s' if n_buys != 1 else ''}",
-        height=260 + 200 * n_rows, template="plotly_white", margin={"t": 90},
+        height=260 + 200 * n_rows, template="plotly_white", margin={"t": 90}, barmode="group",
     )
-    fig.update_xaxes(title_text="step", row=n_rows, col=1, dtick=1)
+    fig.update_yaxes(title_text="discounted return", row=1, col=1)
+    fig.update_yaxes(title_text="value − return", row=2, col=1)
+    fig.update_xaxes(title_text="step of the session", row=n_rows, col=1, dtick=1)
     return fig
+
+
+#: what the panel's columns and marks mean (shown on the panel, under the controls)
+GLOSSARY = (
+    "<details><summary><b>How to read this panel</b></summary><ul>"
+    "<li><b>value</b>: what the run predicts for the step: Q(s, a<sub>t</sub>) at the logged item for "
+    "SQN, SNQN, SA2C, CQL and IQL; V(s), the state's value, for MCRL.</li>"
+    "<li><b>mc_return</b>: the discounted return actually logged from that step on, "
+    "G<sub>t</sub> = Σ<sub>k</sub> γ<sup>k</sup> r<sub>t+k</sub> (0.2 per click, 1.0 per purchase by default).</li>"
+    "<li><b>bias</b> = value − mc_return: above 0 the run overestimates, below 0 it underestimates.</li>"
+    "<li><b>rank</b>: the logged item's position among all items under the run's policy (1 = its first choice).</li>"
+    "<li><b>P(negative / click / purchase)</b>: MCRL's reward model, the class probabilities of the logged (state, item) pair.</li>"
+    "<li>Pink rows are purchases; in the top-k grid the logged item is shown [in brackets].</li>"
+    "</ul></details>"
+)
+#: long sessions scroll inside the panel instead of making it thousands of pixels tall
+SCROLL = "<div style='max-height:420px;overflow:auto'>{}</div>"
 
 
 def table_html(table: pd.DataFrame) -> str:
@@ -232,12 +263,15 @@ class Inspector:
 
         self.has_purchase = widgets.Checkbox(value=False, description="has purchase")
         self.session = widgets.Dropdown(options=ids, value=session if session in ids else ids[0], description="session")
-        self.position = widgets.IntSlider(value=ids.index(self.session.value), min=0, max=len(ids) - 1, description="#",
-                                          continuous_update=False)
+        # 1-based like the status line ("session 123 (2 of 25 …)")
+        self.position = widgets.IntSlider(value=ids.index(self.session.value) + 1, min=1, max=len(ids),
+                                          description="n-th session", continuous_update=False,
+                                          style={"description_width": "initial"})
         self.k = widgets.IntSlider(value=k, min=1, max=20, description="top-k", continuous_update=False)
         self.policy = widgets.Dropdown(options=list(self.algos), description="policy")
         self.next_button = widgets.Button(description="next session", icon="forward")
         self.status = widgets.HTML()
+        self.glossary = widgets.HTML(GLOSSARY)
         self.chart = widgets.Output()
         self.values = widgets.HTML()
         self.topk = widgets.HTML()
@@ -252,7 +286,7 @@ class Inspector:
             [
                 widgets.HBox([self.session, self.position, self.has_purchase]),
                 widgets.HBox([self.policy, self.k, self.next_button]),
-                self.status, self.chart, self.values, self.topk,
+                self.status, self.glossary, self.chart, self.values, self.topk,
             ]
         )
 
@@ -269,10 +303,9 @@ class Inspector:
         self.figure = session_figure(self.table, session)
         label = self.policy.value
         self.grid = top_k_grid(top_k(self.algos[label], self.data, session, self.split, self.k.value))
-        self.values.value = table_html(self.table)
-        self.topk.value = grid_html(self.grid, label)
-        ids = self.session.options
-        self.status.value = f"session {session} ({ids.index(session) + 1} of {len(ids)} in the {self.split} split)"
+        self.values.value = SCROLL.format(table_html(self.table))
+        self.topk.value = SCROLL.format(grid_html(self.grid, label))
+        self.status.value = self.status_text()
         self._show(self.figure)
         self.error = None
         return self.figure
@@ -305,7 +338,7 @@ class Inspector:
         with self._guard():
             self._syncing = True
             try:
-                self.position.value = list(self.session.options).index(change["new"])
+                self.position.value = list(self.session.options).index(change["new"]) + 1
             finally:
                 self._syncing = False
             self.render()
@@ -314,7 +347,7 @@ class Inspector:
         if self._syncing:
             return
         with self._guard():
-            self.session.value = self.session.options[change["new"]]  # → _on_session renders
+            self.session.value = self.session.options[change["new"] - 1]  # → _on_session renders
 
     def _on_filter(self, change) -> None:
         with self._guard():
@@ -327,8 +360,8 @@ class Inspector:
             try:
                 self.session.options = ids
                 self.session.value = current if current in ids else ids[0]
-                self.position.max = len(ids) - 1
-                self.position.value = ids.index(self.session.value)
+                self.position.max = len(ids)
+                self.position.value = ids.index(self.session.value) + 1
             finally:
                 self._syncing = False
             self.render()
@@ -342,7 +375,28 @@ class Inspector:
             ids: Sequence[int] = self.session.options
             self.session.value = ids[(list(ids).index(self.session.value) + 1) % len(ids)]
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The live panel, plus a static snapshot for wherever no widget state is at hand.
 
-        display(self.widget)
+        A notebook executed headlessly and opened later (or rendered to HTML by ``make site``) has no
+        kernel behind the panel: JupyterLab and nbconvert then show the richest representation they
+        can render instead of the widget, which is this snapshot of the last rendered session (the
+        table and the top-k grid) rather than a bare ``VBox(...)``.
+        """
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/html"] = self.snapshot_html()
+        bundle["text/plain"] = f"<Inspector: {self.status_text()}; run the notebook for the live panel>"
+        return bundle
+
+    def status_text(self) -> str:
+        ids = list(self.session.options)
+        session = int(self.session.value)
+        return f"session {session} ({ids.index(session) + 1} of {len(ids)} in the {self.split} split)"
+
+    def snapshot_html(self) -> str:
+        """The last rendered session as static HTML (rendered now if nothing was)."""
+        if self.table is None:
+            self.render()
+        return ("<div><p><i>A static snapshot of the inspector (run the notebook for the live panel):</i> "
+                f"{html.escape(self.status_text())}</p>{GLOSSARY}"
+                f"{SCROLL.format(table_html(self.table))}{SCROLL.format(grid_html(self.grid, self.policy.value))}</div>")
