@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit notebooks lab lint bench bench-peer-env clean
+.PHONY: demo test unit notebooks site lab lint bench bench-peer-env clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || (command -v $(PYTHON) >/dev/null && $(PYTHON) -m venv $(VENV)) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ unit: $(STAMP)
 # the notebook series through papermill (CI profile) into build/notebooks/
 notebooks: $(STAMP)
 	$(PY) -m mcrl_kit notebooks
+
+# the series executed (CI profile) and rendered to static HTML under build/site/ (readable without running)
+site: $(STAMP)
+	$(PY) -m mcrl_kit notebooks --site
 
 # JupyterLab on copies under build/lab/ (running and autosave never write into notebooks/)
 lab: $(STAMP)

@@ -479,6 +479,8 @@ def add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--reuse", default=None, metavar="STUDY_JSON",
+                   help="retrain the best configurations of another study (its study.json) instead of tuning here")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=run_study_command)
 
@@ -488,7 +490,8 @@ def run_study_command(args: argparse.Namespace) -> int:
     from .study import StudyPlan, run_study
 
     plan = StudyPlan(algos=args.algo, trials=args.trials, steps=args.steps, split_seeds=args.split_seeds, seeds=args.seeds,
-                     backbone=args.backbone, batch_size=args.batch_size, n_boot=args.bootstrap, threads=args.threads)
+                     backbone=args.backbone, batch_size=args.batch_size, n_boot=args.bootstrap, threads=args.threads,
+                     reuse=args.reuse)
     plan.check()
     datasets = [load_data(args.dataset, scale=args.scale, path=args.path, split_seed=s, protocol=args.protocol)
                 for s in args.split_seeds]
@@ -551,6 +554,8 @@ def add_notebooks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=int, default=None, help="seconds one cell may run (default: 900 smoke, 12 h full)")
     p.add_argument("--update-readme", action="store_true",
                    help="write the measured minutes into README.md's notebook table (run the whole series into a fresh --out)")
+    p.add_argument("--site", nargs="?", const="", default=None, metavar="DIR",
+                   help="also render the executed notebooks to static HTML (default DIR: build/site)")
     p.set_defaults(handler=run_notebooks_command)
 
 
@@ -569,6 +574,10 @@ def run_notebooks_command(args: argparse.Namespace) -> int:
                        "run `python -m mcrl_kit notebooks --out build/nb-timing --update-readme` alone")
     done = run_notebooks(args.only, args.profile, overrides, args.out, cell_timeout=args.timeout)
     _report_notebooks(done, args.update_readme, "python -m mcrl_kit notebooks --out build/nb-timing --update-readme")
+    if args.site is not None:
+        from .site import render_site
+
+        print(f"site: {render_site(done[0].output.parent, args.site or None)}")
     return 0
 
 

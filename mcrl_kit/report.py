@@ -49,7 +49,8 @@ def run_label(config: dict) -> str:
     changed = {k: v for k, v in config.get("algo_params", {}).items() if defaults.get(k) != v}
     label = f"{config['model']['backbone']}-{algo}" if algo_class(algo).trainable else algo  # no backbone
     if changed:
-        label += " (" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
+        # tuned floats at 4 significant digits (the run's config.json keeps them whole)
+        label += " (" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(changed.items())) + ")"
     return label
 
 
@@ -166,8 +167,12 @@ def styled_compare(table: pd.DataFrame, digits: int = 3, columns=None):
     ``columns``: the metric columns shown (default: every ``COLUMNS`` entry the table has).
     """
     columns = [c for c in (columns or COLUMNS) if c in table.columns]
-    head = pd.MultiIndex.from_tuples([("", "model"), ("", "seeds")] + [tuple(c.split(" ", 1)) for c in columns])
+    lead = [("", "model"), ("", "seeds")] + ([("", "params")] if "params" in table else [])
+    head = pd.MultiIndex.from_tuples(lead + [tuple(c.split(" ", 1)) for c in columns])
     cells = [[label, int(n)] for label, n in zip(table["label"], table["seeds"])]
+    if "params" in table:
+        for row, n in zip(cells, table["params"]):
+            row.append(f"{int(n):,}")
     best = []
     for c in columns:
         mean = table[c].to_numpy(dtype=float)
@@ -177,7 +182,7 @@ def styled_compare(table: pd.DataFrame, digits: int = 3, columns=None):
         best.append(np.isfinite(mean) & (mean == np.nanmax(mean)) if np.isfinite(mean).any() else np.zeros(len(mean), bool))
     shown = pd.DataFrame(cells, columns=head)
     bold = pd.DataFrame(False, index=shown.index, columns=head)
-    for c, mask in zip(head[2:], best):
+    for c, mask in zip(head[len(lead):], best):
         bold[c] = mask
     return (shown.style.hide(axis="index")
             .apply(lambda _: np.where(bold, "font-weight: bold", ""), axis=None)

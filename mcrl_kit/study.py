@@ -52,6 +52,9 @@ class StudyPlan:
     batch_size: int = 256
     n_boot: int = 2000
     threads: int | None = None
+    #: another study's ``study.json``: its best configurations are retrained here instead of tuning
+    #: again (e.g. the RetailRocket sample reusing the `small` simulator's; the table says so)
+    reuse: str | Path | None = None
 
     def check(self) -> None:
         for algo in self.algos:
@@ -68,7 +71,11 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
     plan.check()
     out = Path(out)
     best, budget = {}, {}
+    reused = _reused(plan) if plan.reuse else {}
     for algo in plan.algos:
+        if algo in reused:
+            best[algo], budget[algo] = reused[algo]
+            continue
         tuner = Tuner(datasets[0], algo, steps=plan.steps, backbone=plan.backbone, batch_size=plan.batch_size,
                       out=out / "tune", threads=plan.threads)
         trials = tuner.run(plan.trials)
@@ -92,13 +99,34 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
     label_of = {members[0][0]["algo"]: label for label, members in groups.items()}
     present = [a for a in NON_RL if a in label_of]
     intervals = []
-    if present:  # chosen on validation (the tuning value), never on test
+    if present and len(groups) > 1:  # chosen on validation (the tuning value), never on test
         reference = max(present, key=lambda a: best[a]["val"])
         intervals.append((label_of[reference], paired_bootstrap(groups, label_of[reference], n_boot=plan.n_boot)))
     if CONTROL in label_of and len(groups) > 1:
         intervals.append((label_of[CONTROL], paired_bootstrap(groups, label_of[CONTROL], n_boot=plan.n_boot)))
     _write(out, plan, table, intervals, best, budget, datasets)
     return {"table": table, "intervals": intervals, "best": best, "budget": budget}
+
+
+def _reused(plan: StudyPlan) -> dict:
+    """``{algo: (best, budget)}`` read from ``plan.reuse``; refused unless it tuned every listed method on
+    the same steps, backbone and batch (its configurations would not transfer as stated otherwise)."""
+    from .storage import read_json_object
+
+    path = Path(plan.reuse)
+    fix = f"give the study.json that `python -m mcrl_kit study` wrote (not {path})"
+    if not path.exists():
+        raise ConfigError(f"--reuse {path}", "does not exist", fix)
+    source = read_json_object(path, fix)
+    missing = [a for a in plan.algos if a not in source.get("best", {})]
+    if missing:
+        raise ConfigError(f"--reuse {path}", f"tuned no {', '.join(missing)}", "tune them there first, or leave them out")
+    for key, mine in (("steps", plan.steps), ("backbone", plan.backbone)):
+        if source.get(key) != mine:
+            raise ConfigError(f"--reuse {path}", f"was tuned with {key} {source.get(key)!r}, this study runs {mine!r}",
+                              f"give --{key} {source.get(key)}")
+    return {a: ({**source["best"][a], "reused_from": str(path)},
+                {**source["budget"][a], "reused_from": str(path)}) for a in plan.algos}
 
 
 def _final_run(data: PreparedData, algo: str, params: dict, seed: int, plan: StudyPlan, root: Path) -> Path:
@@ -110,10 +138,13 @@ def _final_run(data: PreparedData, algo: str, params: dict, seed: int, plan: Stu
 
 def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dict, budget: dict, datasets) -> None:
     protocol = datasets[0].config.protocol
+    split = datasets[0].config.split_seed if datasets[0].config.split_seed is not None else datasets[0].config.seed
+    where = (f"best configurations reused from `{plan.reuse}` (tuned there, not on this data)" if plan.reuse else
+             f"tuned on split seed {split}; budget per method: {plan.trials} trials × {plan.steps:,} steps "
+             "(one trial where there is nothing to search)")
     lines = [
-        f"Protocol `{protocol}`; tuned on split seed {datasets[0].config.split_seed if datasets[0].config.split_seed is not None else datasets[0].config.seed}; "
-        f"budget per method: {plan.trials} trials × {plan.steps:,} steps (one trial where there is nothing to search); "
-        f"final runs: {len(datasets)} split × {len(plan.seeds)} init seeds, {plan.backbone}, test split.",
+        f"Protocol `{protocol}`; {where}; final runs: {len(datasets)} split × {len(plan.seeds)} init seeds, "
+        f"{plan.backbone}, test split.",
         "",
         "Budget used: " + "; ".join(f"{a} {b['trials']} trials, {b['steps']:,} steps" for a, b in budget.items()) + ".",
         "",
@@ -128,6 +159,7 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
     with atomic_path(out / "comparison.csv") as tmp:
         table.to_csv(tmp, index=False)
     write_json(out / "study.json", {"algos": list(plan.algos), "trials": plan.trials, "steps": plan.steps,
+                                    "reuse": str(plan.reuse) if plan.reuse else None,
                                     "split_seeds": list(plan.split_seeds), "seeds": list(plan.seeds),
                                     "backbone": plan.backbone, "protocol": protocol, "best": best, "budget": budget})
     from .viz.plots import ablation_bars, save_figure

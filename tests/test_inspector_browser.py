@@ -1,7 +1,7 @@
 """End to end in a real browser: JupyterLab opens 07_inspector, runs it, and the chart follows the session.
 
-Starts ``jupyter lab`` on 127.0.0.1 (a free port, a token, no browser) in a temporary
-root holding a copy of ``notebooks/07_inspector.ipynb``, drives it with Python
+Starts ``jupyter lab`` on 127.0.0.1 (a free port, a token, no browser) on the work folder
+``make lab`` makes (:func:`mcrl_kit.lab.workspace`, copies of the series) in a temporary root, drives it with Python
 playwright in headless Chromium (``/usr/bin/chromium``; never ``playwright install``),
 runs all cells, picks another session in the inspector's dropdown and checks that the
 plotly chart's title now names that session. A screenshot goes to
@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from mcrl_kit import paths
+from mcrl_kit.lab import workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -77,10 +78,8 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
 
 @pytest.fixture
 def lab(tmp_path):
-    """A JupyterLab server over a temporary root with a copy of the inspector notebook."""
-    root = tmp_path / "root"
-    root.mkdir()
-    shutil.copy(paths.notebooks_dir() / NOTEBOOK, root / NOTEBOOK)
+    """A JupyterLab server over the work folder ``make lab`` makes, in a temporary root."""
+    root, _, _ = workspace(tmp_path / "root")
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -121,6 +120,7 @@ def test_inspector_in_jupyterlab(lab):
 
     chromium = _chromium()
     base, token, _ = lab
+    tracked = {p.name: p.read_bytes() for p in paths.notebooks_dir().glob("*.ipynb")}
     shots = paths.build_dir() / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
@@ -128,7 +128,7 @@ def test_inspector_in_jupyterlab(lab):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         try:
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+            page.goto(f"{base}/lab/tree/notebooks/{NOTEBOOK}?token={token}")
             page.locator(".jp-Notebook").first.wait_for()
             _wait(lambda: _kernel_idle(base, token), 120, "the python3 kernel to be idle")
 
@@ -146,6 +146,7 @@ def test_inspector_in_jupyterlab(lab):
 
             before = chart_title.text_content()
             assert before.startswith("session "), before
+            page.screenshot(path=str(shots / "07_inspector_before.png"), full_page=False)
             select = page.locator(".widget-dropdown select").first
             options = select.locator("option").all_text_contents()
             current = select.input_value()
@@ -159,9 +160,19 @@ def test_inspector_in_jupyterlab(lab):
             assert chart_title.text_content() != before
             # the table below the chart follows too
             expect(page.locator(".widget-html-content").filter(has_text=f"session {target} (")).to_have_count(1)
-            page.screenshot(path=str(shots / "07_inspector.png"), full_page=False)
+
+            # the slider (1-based, like the status line) moves the panel to the next session of the list
+            position = options.index(target) + 1
+            page.locator(".widget-slider .noUi-handle").first.focus()
+            page.keyboard.press("ArrowRight")
+            following = options[position]  # the 0-based index of the next session
+            expect(chart_title).to_have_text(re.compile(rf"^session {following}:"), timeout=60_000)
+            expect(page.locator(".widget-html-content").filter(has_text=f"({position + 1} of {len(options)} ")).to_have_count(1)
+            page.screenshot(path=str(shots / "07_inspector_after.png"), full_page=False)
         except Exception:
             page.screenshot(path=str(shots / "07_inspector_failure.png"))
             raise
         finally:
             browser.close()
+    # running (and JupyterLab's autosave) wrote into the work copies only
+    assert {p.name: p.read_bytes() for p in paths.notebooks_dir().glob("*.ipynb")} == tracked

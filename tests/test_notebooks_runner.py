@@ -37,9 +37,9 @@ def test_parse_value():
 def test_select():
     assert [nb.number for nb in select("05,3")] == ["03", "05"]
     assert [nb.number for nb in select(["07_inspector"])] == ["07"]
-    assert len(select(None)) == len(find_notebooks()) == 8
+    assert len(select(None)) == len(find_notebooks()) == 9
     with pytest.raises(KitError, match="not a notebook"):
-        select("09")
+        select("19")
 
 
 def test_undeclared_parameter_is_refused_with_the_declared_list():
@@ -166,3 +166,57 @@ def test_series_through_the_runner_with_overrides(tmp_path, monkeypatch):
     assert m["07"]["title"].startswith(f"session {m['07']['session']}:") and "purchase" in m["07"]["title"]
     assert all(math.isfinite(v) for v in m["07"]["mean_bias"].values())
     assert all(1 <= v <= 300 for v in m["07"]["mean_rank"].values())
+
+    # 09: the equal-budget study at the overridden steps; intervals against a non-RL reference and the control
+    assert len(m["09"]["results"]) == len(m["09"]["budget"]) == len(declared_parameters(series["09"].path)["ALGOS"])
+    trained = {a: b for a, b in m["09"]["budget"].items() if a not in ("popularity", "recency")}
+    assert len({b["trials"] for b in trained.values()}) == 1  # the same budget for every searched method
+    assert all(b["steps"] <= b["trials"] * 60 for b in trained.values())
+
+    # make site: the executed copies of this run rendered to static HTML (no third execution), then read in a browser
+    from mcrl_kit.site import render_site
+
+    index = render_site(out, tmp_path / "site")
+    pages = sorted(p.name for p in index.parent.glob("*.html") if p.name != "index.html")
+    assert pages == [f"{nb.name}.html" for nb in series.values()]
+    text = index.read_text()
+    assert all(f"href='{p}'" in text for p in pages)
+    inspector = (index.parent / "07_inspector.html").read_text()
+    assert "static snapshot of the inspector" in inspector and "VBox(" not in inspector
+    assert "data:image/png;base64" in (index.parent / "05_overestimation.html").read_text()  # figures embedded
+    _site_in_browser(index, pages)
+
+
+def _site_in_browser(index, pages):
+    """Each page of the site opens in headless Chromium without a page error; a screenshot of each goes to build/."""
+    import shutil
+
+    from mcrl_kit import paths
+
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        if os.environ.get("MCRL_REQUIRE_BROWSER") == "1":
+            pytest.fail("MCRL_REQUIRE_BROWSER=1 but chromium or python playwright is missing")
+        return
+    shots = paths.build_dir() / "screenshots" / "site"
+    shots.mkdir(parents=True, exist_ok=True)
+    args = ["--no-sandbox", "--headless", "--disable-background-networking", "--disable-component-update"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=args, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(index.as_uri())
+            assert page.locator("a").count() == len(pages)
+            for name in pages:
+                page.goto((index.parent / name).as_uri())
+                assert page.locator(".jp-Cell").count() > 3, name
+                page.screenshot(path=str(shots / name.replace(".html", ".png")), full_page=False)
+            assert errors == [], errors
+        finally:
+            browser.close()

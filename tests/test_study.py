@@ -3,6 +3,7 @@ call trains nothing; trials never read test, final runs do."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -57,3 +58,30 @@ def test_bad_plans_are_refused_before_any_work(tmp_path):
         StudyPlan(algos=["supervised"], split_seeds=()).check()
     rc, _, err = cli(["study", "--algo", "supervised", "popularty", "--out", tmp_path / "s"])
     assert rc == 2 and "unknown name 'popularty'" in err and not (tmp_path / "s").exists()
+
+
+def test_a_study_can_retrain_another_studys_best_configurations(splits, tmp_path):
+    """The RetailRocket sample reuses the simulator's best configurations: no tuning there, the same parameters
+    retrained, the table saying where they came from; a source that does not fit is refused."""
+    plan = StudyPlan(algos=["popularity", "supervised"], trials=2, steps=10, split_seeds=(0,), seeds=(0,),
+                     batch_size=32, n_boot=50, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KitWarning)
+        first = run_study(splits[:1], plan, tmp_path / "a")
+        reuse = StudyPlan(algos=["supervised"], trials=2, steps=10, split_seeds=(1,), seeds=(0,), batch_size=32,
+                          n_boot=50, threads=1, reuse=tmp_path / "a" / "study.json")
+        second = run_study(splits[1:], reuse, tmp_path / "b")
+    assert not (tmp_path / "b" / "tune").exists()  # nothing tuned here
+    assert second["best"]["supervised"]["params"] == first["best"]["supervised"]["params"]
+    assert second["budget"]["supervised"]["reused_from"] == str(tmp_path / "a" / "study.json")
+    (final,) = (tmp_path / "b" / "final" / "runs").glob("*/config.json")
+    lr = first["best"]["supervised"]["params"]["train.lr"]
+    assert json.loads(final.read_text())["train"]["lr"] == pytest.approx(lr)
+    assert "reused from" in (tmp_path / "b" / "comparison.md").read_text()
+
+    for bad, match in ((dataclasses.replace(reuse, algos=["reward_ce"]), "tuned no reward_ce"),
+                       (dataclasses.replace(reuse, steps=20), "was tuned with steps 10"),
+                       (dataclasses.replace(reuse, reuse=tmp_path / "nope.json"), "does not exist")):
+        with pytest.raises(ConfigError, match=match):
+            run_study(splits[1:], bad, tmp_path / "c")
+    assert not (tmp_path / "c" / "final").exists()

@@ -181,8 +181,9 @@ def item_head(in_dim: int, n_items: int, model: ModelConfig) -> nn.Linear:
 
 
 def normalized_weights(w: torch.Tensor) -> torch.Tensor:
-    """``w / mean(w)`` over the batch, so a weighted CE keeps the plain CE's step size (with rewards
-    0.2 / 1.0 a purchase then weighs ~3 clicks). Guarded: a mean ≤ 1e-6 (all-zero advantages, or
+    """``w / mean(w)`` over the batch, so a weighted CE keeps the plain CE's step size. The division
+    rescales every weight alike: the ratio between two weights is the weight's own (5 for the control's
+    rewards 0.2 / 1.0; about 3 for MCRL's ``r + γV̄(s')`` when V̄ is near 0.4). Guarded: a mean ≤ 1e-6 (all-zero advantages, or
     non-positive rewards) leaves ``w`` as it is rather than dividing by ~0. MCRL's value weight and
     the reward-weighted CE control share it, so the control is normalised exactly as MCRL."""
     mean = w.mean()

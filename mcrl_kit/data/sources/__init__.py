@@ -1,4 +1,4 @@
-"""Data sources → the one event-log schema (``shared/docs/PROTOCOL.md``), by name.
+"""Data sources → the one event-log schema (``docs/PROTOCOL.md``), by name.
 
 :data:`SOURCES` is the registry ``--source`` / ``DataConfig.source`` names: one module per source,
 each with

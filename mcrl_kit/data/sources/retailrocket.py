@@ -1,4 +1,4 @@
-"""Kaggle RetailRocket ``events.csv`` (plain or ``.gz``) → the event log (``shared/docs/PROTOCOL.md``)."""
+"""Kaggle RetailRocket ``events.csv`` (plain or ``.gz``) → the event log (``docs/PROTOCOL.md``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RecSys Challenge 2015 ``yoochoose-clicks.dat`` (+ ``-buys.dat``) → the event log (``shared/docs/PROTOCOL.md``)."""
+"""RecSys Challenge 2015 ``yoochoose-clicks.dat`` (+ ``-buys.dat``) → the event log (``docs/PROTOCOL.md``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's equal-budget study (issue 16), resumable: run it again to continue where it stopped.
+#   GRU; 10 trials × 1,000 steps (batch 256) per method on the calibrated `small` simulator, under the SQN
+#   protocol and the time protocol; each best configuration retrained on 3 split seeds × 1 init seed; the
+#   RetailRocket sample of ../shared retrains the `small` (SQN protocol) best configurations on 5 split seeds.
+# Results: benchmarks/results/study/<name>/comparison.md (.csv, .png, study.json). The run records there are
+# committed and their weights are not (.gitignore), so a fresh clone reports and goes on without retraining.
+# Each stage prints its wall time; the README quotes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${STUDY_OUT:-benchmarks/results/study}
+ALGOS=(popularity recency sknn vsknn supervised reward_ce sqn sa2c cql iql mcrl)
+BUDGET=(--algo "${ALGOS[@]}" --trials 10 --steps 1000 --batch-size 256 --backbone gru --threads "${THREADS:-2}")
+
+stage() {  # stage NAME ARGS...: one study, timed
+  local name=$1; shift
+  local t0=$SECONDS
+  "$PY" -m mcrl_kit study "$@" --out "$OUT/$name"
+  echo "stage $name: $(( SECONDS - t0 )) s"
+}
+
+stage small-sqn --dataset simulator --scale small --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}"
+stage small-time --dataset simulator --scale small --protocol time --split-seeds 0 1 2 "${BUDGET[@]}"
+stage retailrocket-sample --dataset retailrocket-sample --protocol sqn --split-seeds 0 1 2 3 4 "${BUDGET[@]}" \
+  --reuse "$OUT/small-sqn/study.json"
