@@ -40,6 +40,7 @@ from mcrl_kit import experiments, paths
 from mcrl_kit.algos.samplers import SAMPLERS
 from mcrl_kit.report import compare_runs, load_run_metrics, markdown_table
 from mcrl_kit.storage import replace_section
+from mcrl_kit.viz.plots import save_figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Plan:
 
 
 QUICK = Plan(scale="tiny", steps=20, batch=64, eval_every=10, seeds=(0,), backbones=("gru",), sampler_ks=(1,))
+FIGURE = "comparison-small-purchase-ndcg10"
 RESULTS = Path(__file__).resolve().parent / "results" / "comparison"
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
@@ -145,7 +147,7 @@ def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float
             if (f / "timing.csv").exists():
                 timing = pd.read_csv(f / "timing.csv")
                 seconds += float(timing["seconds"].iloc[-1]) if len(timing) else 0.0
-    rows, means = [], {}
+    rows, means, stds, counts = [], {}, {}, {}
     for (label, backbone), folders in groups.items():
         t = compare_runs(folders, split=split).iloc[0]
         row = {"method": label, "backbone": backbone, "seeds": int(t["seeds"])}
@@ -153,8 +155,10 @@ def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float
             row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
         rows.append(row)
         means[(label, backbone)] = {c: float(t[c]) for c in columns}
+        stds[(label, backbone)] = {c: float(t[c + " std"]) for c in columns}
+        counts[(label, backbone)] = int(t["seeds"])
     frame = pd.DataFrame(rows)
-    frame.attrs["means"] = means
+    frame.attrs.update(means=means, stds=stds, seeds=counts)
     return frame, seconds
 
 
@@ -185,6 +189,20 @@ def reading(t: pd.DataFrame, columns) -> str:
     return "Read off the table (means over the seeds finished; one seed is no evidence of a difference):\n\n" + "\n".join(lines)
 
 
+def figure(t: pd.DataFrame, metric: str, title: str):
+    """The table's ``metric`` as bars (mean ± std over the seeds finished), for the README."""
+    from mcrl_kit.viz.plots import ablation_bars
+
+    keys = sorted(t.attrs["means"], key=lambda k: -t.attrs["means"][k][metric])
+    frame = pd.DataFrame({
+        "label": [k[0] if k[1] == "–" else f"{k[0]} ({k[1]})" for k in keys],
+        metric: [t.attrs["means"][k][metric] for k in keys],
+        f"{metric} std": [t.attrs["stds"][k][metric] for k in keys],
+        "seeds": [t.attrs["seeds"][k] for k in keys],
+    })
+    return ablation_bars(frame, metric, title)
+
+
 def support(todo: list) -> str:
     """How many logged clicks and purchases each split's metrics average over (from a finished run)."""
     for _, _, study, _, variant, seed in todo:
@@ -196,7 +214,8 @@ def support(todo: list) -> str:
     return "no run finished yet"
 
 
-def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> str:
+def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), figures: bool = False) -> str:
+    """The tables (Markdown); with ``figures``, also the README's figure under ``figures/readme/``."""
     parts = []
     main = jobs("main", data, root, threads, plan)
     t, seconds = table(main, MAIN_COLUMNS)
@@ -208,7 +227,11 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan()) -> 
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
         f"Runs so far took {seconds / 3600:.1f} h of wall time summed over runs (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
         + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"))
+        + (f"\n\n![purchase NDCG@10 per method](figures/readme/{FIGURE}.png)" if figures and len(t) else "")
     )
+    if figures and len(t):
+        save_figure(figure(t, "purchase NDCG@10", f"`{plan.scale}` simulator, SQN protocol, test purchases"),
+                    FIGURE, paths.home() / "figures" / "readme")
     samp = jobs("samplers", data, root, threads, plan)
     t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
     parts.append(
@@ -242,7 +265,7 @@ def main() -> None:
     if experiments.sample_available():
         data["retailrocket-sample"] = experiments.load_data("retailrocket-sample")
     if args.report:
-        text = report(root, data, args.threads, plan)
+        text = report(root, data, args.threads, plan, figures=args.readme)
         print(text)
         if args.readme:
             replace_section(paths.home() / "README.md", README_START, README_END,

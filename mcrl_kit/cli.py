@@ -263,10 +263,9 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0:  # under torchrun every process returns the same metrics: print them once
         print(format_metrics_table({args.out: result.metrics}))
         print(f"run: {args.out}" + (f" ({world} processes)" if world > 1 else ""))
-    if world > 1:
-        import torch.distributed as dist
+    from .devices import shutdown
 
-        dist.destroy_process_group()
+    shutdown(world)
     return 0
 
 

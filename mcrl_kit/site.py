@@ -37,7 +37,7 @@ def render_site(executed: str | Path, out: str | Path | None = None) -> Path:
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     rows = []
     for nb, path in found:
-        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        body, _ = exporter.from_notebook_node(_static(nbformat.read(path, as_version=4)))
         page = f"{nb.name}.html"
         write_text(out / page, body)
         minutes = f"{timings[nb.number] / 60:.1f}" if nb.number in timings else "–"
@@ -49,6 +49,24 @@ def render_site(executed: str | Path, out: str | Path | None = None) -> Path:
              "<table><tr><th>#</th><th>notebook</th><th>what it teaches</th><th>minutes</th></tr>"
              + "".join(rows) + "</table></body></html>")
     return write_text(out / "index.html", index)
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _static(notebook):
+    """``notebook`` with each widget output that also carries HTML reduced to that HTML.
+
+    nbconvert prefers a widget view to every other representation and draws it from the saved widget
+    state with JavaScript; with no kernel behind it the inspector's panel then shows controls that do
+    nothing (or nothing at all where no state was saved). The panel's own static snapshot reads better.
+    """
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET in data and "text/html" in data:
+                del data[WIDGET]
+    return notebook
 
 
 __all__ = ["render_site"]

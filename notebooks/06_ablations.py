@@ -34,7 +34,7 @@ EVAL_EVERY = 50  # validation (checkpoint selection) every this many steps
 SEEDS = [0, 1]
 DEVICE = "cpu"  # auto | cpu | cuda
 THREADS = 1  # torch CPU threads (None: all cores)
-SHOW_PROGRESS = False  # tqdm bars (off under papermill: their widget state bloats notebooks)
+SHOW_PROGRESS = None  # tqdm bars: None = auto (on in JupyterLab; off under papermill, nbmake or CI)
 OUT_DIR = None  # runs and metrics (None: build/notebooks of the project)
 NEGATIVES = [1, 10]  # values of K to sweep (the default is 10)
 GAMMAS = [0.2, 0.5]  # values of γ to sweep (the reference: 0.5)

@@ -37,7 +37,7 @@ EVAL_EVERY = 50  # validation (checkpoint selection) every this many steps
 SEEDS = [0]
 DEVICE = "cpu"  # auto | cpu | cuda
 THREADS = 1  # torch CPU threads (None: all cores)
-SHOW_PROGRESS = False  # tqdm bars (off under papermill: their widget state bloats notebooks)
+SHOW_PROGRESS = None  # tqdm bars: None = auto (on in JupyterLab; off under papermill, nbmake or CI)
 OUT_DIR = None  # runs and metrics (None: build/notebooks of the project)
 SPLIT = "test"  # the split whose sessions are inspected
 TOP_K = 5  # recommendations shown per step

@@ -57,7 +57,7 @@ SESSIONS = 400  # fresh simulated users per policy
 SLATE = 10  # items per slate
 ATTRACTION = 5.0  # α: weight of an item's fit in the take probability
 LEAVE_SENSITIVITY = 0.1  # κ: stop-hazard rise per ignored slate
-SHOW_PROGRESS = False  # tqdm bars (off under papermill: their widget state bloats notebooks)
+SHOW_PROGRESS = None  # tqdm bars: None = auto (on in JupyterLab; off under papermill, nbmake or CI)
 OUT_DIR = None  # runs and metrics (None: build/notebooks of the project)
 
 # %%

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mcrl_kit.algos import ALGOS
 from mcrl_kit.config import ModelConfig, TrainConfig
+from mcrl_kit.devices import distributed, shutdown
 from mcrl_kit.runs import RunConfig
 from mcrl_kit.train import train
 
@@ -25,3 +26,4 @@ if __name__ == "__main__":
                         train=TrainConfig(steps=4, batch_size=16, eval_every=2, log_every=1, seed=0, device="cpu",
                                           threads=1, progress=False))
         train(run, out / name)
+    shutdown(distributed()[1])

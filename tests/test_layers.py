@@ -28,7 +28,7 @@ LAYERS = {
     "train": 7,
     "diagnostics": 8, "probes": 8, "report": 8, "experiments": 8, "online": 8, "evaluators": 8, "intervals": 8,
     "viz": 9,
-    "tune": 9, "study": 10, "notebooks": 10, "cli": 11, "__main__": 12, "": 12,
+    "tune": 9, "study": 10, "notebooks": 10, "lab": 10, "site": 10, "cli": 11, "__main__": 12, "": 12,
 }
 
 

@@ -264,16 +264,17 @@ def bias_distribution(values: pd.DataFrame, column: str = "bias") -> KitFigure:
 
 
 # --- 06: ablations -----------------------------------------------------------------------
-def ablation_bars(table: pd.DataFrame, metric: str = "purchase NDCG@10") -> KitFigure:
-    """Mean ± std over seeds of ``metric`` per variant (a ``Study.compare`` table)."""
+def ablation_bars(table: pd.DataFrame, metric: str = "purchase NDCG@10", title: str = "") -> KitFigure:
+    """Mean ± std over seeds of ``metric`` per variant (a ``Study.compare`` table). Bars start at 0: a
+    bar's length is the value, so an axis cut above 0 would exaggerate the differences."""
     fig, axes = new_figure(width=6.0, height=0.45 * len(table) + 1.2)
     ax = axes[0, 0]
     y = np.arange(len(table))[::-1]
     ax.barh(y, table[metric], xerr=table[f"{metric} std"], color=COLORS[0], alpha=0.85, capsize=4)
     ax.set_yticks(y, table["label"])
-    ax.set_xlabel(f"{metric} (mean ± std over {int(table['seeds'].max())} seeds)")
-    lo = float((table[metric] - table[f"{metric} std"]).min())
-    ax.set_xlim(left=max(0.0, lo - 0.05))
+    ax.set_xlabel(f"{metric} (mean ± std over up to {int(table['seeds'].max())} seeds)")
+    ax.set_xlim(left=0.0)
+    ax.set_title(title or f"{metric} per method")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
