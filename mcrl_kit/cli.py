@@ -480,6 +480,8 @@ def add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--reuse", default=None, metavar="STUDY_JSON",
                    help="retrain the best configurations of another study (its study.json) instead of tuning here")
+    p.add_argument("--online-sessions", type=int, default=2000,
+                   help="simulated users per policy in the online table (simulator data only; 0: none; default 2000)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=run_study_command)
 
@@ -490,7 +492,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     plan = StudyPlan(algos=args.algo, trials=args.trials, steps=args.steps, split_seeds=args.split_seeds, seeds=args.seeds,
                      backbone=args.backbone, batch_size=args.batch_size, n_boot=args.bootstrap, threads=args.threads,
-                     reuse=args.reuse)
+                     reuse=args.reuse, online_sessions=args.online_sessions)
     plan.check()
     datasets = [load_data(args.dataset, scale=args.scale, path=args.path, split_seed=s, protocol=args.protocol)
                 for s in args.split_seeds]

@@ -149,10 +149,10 @@ def compare_runs(runs: list[str | Path], split: str = "test", merge_seeds: bool 
     return pd.DataFrame(rows)
 
 
-def format_compare(table: pd.DataFrame, markdown: bool = False, digits: int = 4) -> str:
-    """The table as text: ``mean ± std`` cells when several seeds were merged."""
+def format_compare(table: pd.DataFrame, markdown: bool = False, digits: int = 4, columns=COLUMNS) -> str:
+    """The table as text: ``mean ± std`` cells when several seeds were merged; ``columns``: which metrics, in order."""
     shown = pd.DataFrame({"model": table["label"], "seeds": table["seeds"], "params": table["params"].map(lambda v: f"{v:,}")})
-    for col in COLUMNS:
+    for col in columns:
         mean, std = table[col], table[f"{col} std"]
         shown[col] = [
             f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 else "") for m, s, n in zip(mean, std, table["seeds"])

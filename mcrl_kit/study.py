@@ -9,7 +9,11 @@ each best configuration over split × init seeds, and write the table, the inter
    method's difference from the best non-RL baseline listed (popularity, recency, SKNN, VSKNN or supervised:
    the one whose best trial scored highest on validation) and from the reward-weighted control when it is
    listed, with paired bootstrap intervals stratified over split seeds (:mod:`mcrl_kit.intervals`); a figure
-   of each primary metric.
+   of each primary metric; the support (test clicks and purchases per split seed) under the table, whose
+   click columns come first where purchases are scarce (fewer than ``SCARCE`` per split);
+4. **online** (simulator data only): each method's first final run recommends to the same fresh simulated
+   users (:mod:`mcrl_kit.online`, beside the logging behaviour, popularity and recency) — what its slates
+   earn, which offline metrics cannot say.
 
 Everything is cached: a killed study resumes (trials and final runs are run folders), and a second call
 with the same settings trains nothing. ``OUT/study.json`` records the settings, the budget per method and
@@ -30,13 +34,17 @@ from .data import PreparedData
 from .errors import ConfigError
 from .experiments import Study, ensure_run
 from .intervals import PRIMARY, format_intervals, paired_bootstrap
-from .report import compare_runs, format_compare, grouped_runs
+from .report import compare_runs, format_compare, grouped_runs, load_run_metrics
 from .storage import atomic_path, write_json, write_text
 from .tune import Tuner, configured
 
 #: the references the intervals are taken against: the best of these present, and the control
 NON_RL = ("popularity", "recency", "sknn", "vsknn", "supervised")
 CONTROL = "reward_ce"
+#: below this many test purchases per split the table shows its click columns first (purchase metrics then rest on few events)
+SCARCE = 100
+#: the columns of the Markdown table (the CSV keeps every metric): the primary ones and their HR
+SHOWN = ("purchase HR@10", "purchase NDCG@10", "click HR@10", "click NDCG@10")
 
 
 @dataclasses.dataclass
@@ -55,18 +63,23 @@ class StudyPlan:
     #: another study's ``study.json``: its best configurations are retrained here instead of tuning
     #: again (e.g. the RetailRocket sample reusing the `small` simulator's; the table says so)
     reuse: str | Path | None = None
+    #: closed-loop users per policy for the online table (simulator data only; 0: no online table)
+    online_sessions: int = 2000
 
     def check(self) -> None:
         for algo in self.algos:
             algo_class(algo)  # unknown names refused before any work
         if not self.split_seeds or not self.seeds:
             raise ConfigError("study", "needs at least one split seed and one init seed", "give e.g. --split-seeds 0 1 2")
+        if self.online_sessions < 0:
+            raise ConfigError("study --online-sessions", f"is {self.online_sessions}", "give 0 (no online table) or more")
 
 
 def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path) -> dict:
     """Tune on ``datasets[0]``, retrain on every dataset (one per split seed) × init seed; write the results.
 
-    Returns ``{"table", "intervals", "best", "budget"}`` (frames and dicts), also written under ``out``.
+    Returns ``{"table", "intervals", "best", "budget", "support", "online", "seconds"}`` (frames and dicts; ``online``
+    None off the simulator), also written under ``out``.
     """
     plan.check()
     out = Path(out)
@@ -104,8 +117,59 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
         intervals.append((label_of[reference], paired_bootstrap(groups, label_of[reference], n_boot=plan.n_boot)))
     if CONTROL in label_of and len(groups) > 1:
         intervals.append((label_of[CONTROL], paired_bootstrap(groups, label_of[CONTROL], n_boot=plan.n_boot)))
-    _write(out, plan, table, intervals, best, budget, datasets)
-    return {"table": table, "intervals": intervals, "best": best, "budget": budget}
+    support = _support(datasets, finals)
+    online = _online(out, plan, datasets[0], groups) if plan.online_sessions and datasets[0].config.source == "simulator" else None
+    seconds = _seconds(out)
+    _write(out, plan, table, intervals, best, budget, datasets, support, online, seconds)
+    return {"table": table, "intervals": intervals, "best": best, "budget": budget, "support": support,
+            "online": online, "seconds": seconds}
+
+
+def _support(datasets: Sequence[PreparedData], finals: Sequence[Path]) -> dict[int, dict[str, int]]:
+    """Test clicks and purchases per split seed: how many events each metric of the table averages over
+    (as the final runs counted them: the time protocol skips some events)."""
+    counted: dict[str, dict[str, int]] = {}
+    for run in finals:
+        config, metrics = load_run_metrics(run)
+        if "test" in metrics.get("count", {}):
+            counted.setdefault(str(Path(config["data"]).resolve()), {k: int(v) for k, v in metrics["count"]["test"].items()})
+    out = {}
+    for data in datasets:
+        if str(Path(data.root).resolve()) in counted:
+            out[_split_seed(data)] = counted[str(Path(data.root).resolve())]
+    return out
+
+
+def _split_seed(data: PreparedData) -> int:
+    return data.config.split_seed if data.config.split_seed is not None else data.config.seed
+
+
+def _online(out: Path, plan: StudyPlan, data: PreparedData, groups) -> pd.DataFrame:
+    """The closed-loop table of each method's first final run (cached in ``OUT/online.csv`` with its settings)."""
+    from .online import online_table
+
+    runs = {label: next(folder for config, folder in members if Path(config["data"]).resolve() == Path(data.root).resolve())
+            for label, members in groups.items()}
+    settings = {"sessions": plan.online_sessions, "runs": {k: str(v) for k, v in runs.items()}}
+    cache, meta = out / "online.csv", out / "online.json"
+    if cache.exists() and meta.exists() and json.loads(meta.read_text(encoding="utf-8")) == settings:
+        return pd.read_csv(cache)
+    table = online_table(runs, sessions=plan.online_sessions, seed=0)
+    with atomic_path(cache) as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(meta, settings)
+    return table
+
+
+def _seconds(out: Path) -> dict[str, float]:
+    """Training seconds summed from every trial's and final run's ``timing.csv`` (compute, not wall time: a
+    study resumed over several sessions adds up its parts)."""
+    total = {"tune": 0.0, "final": 0.0}
+    for part in total:
+        for timing in (out / part).glob("**/timing.csv"):
+            frame = pd.read_csv(timing)
+            total[part] += float(frame["seconds"].iloc[-1]) if len(frame) else 0.0
+    return total
 
 
 def _reused(plan: StudyPlan) -> dict:
@@ -136,9 +200,10 @@ def _final_run(data: PreparedData, algo: str, params: dict, seed: int, plan: Stu
     return ensure_run(configured(study, algo, params, seed), study.root, data=data)
 
 
-def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dict, budget: dict, datasets) -> None:
+def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dict, budget: dict, datasets,
+           support: dict, online: pd.DataFrame | None, seconds: dict) -> None:
     protocol = datasets[0].config.protocol
-    split = datasets[0].config.split_seed if datasets[0].config.split_seed is not None else datasets[0].config.seed
+    split = _split_seed(datasets[0])
     where = (f"best configurations reused from `{plan.reuse}` (tuned there, not on this data)" if plan.reuse else
              f"tuned on split seed {split}; budget per method: {plan.trials} trials × {plan.steps:,} steps "
              "(one trial where there is nothing to search)")
@@ -148,12 +213,24 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
         "",
         "Budget used: " + "; ".join(f"{a} {b['trials']} trials, {b['steps']:,} steps" for a, b in budget.items()) + ".",
         "",
-        format_compare(table, markdown=True),
+        "Support (test events each metric averages over, per split seed): "
+        + "; ".join(f"split {s}: {c.get('click', 0):,} clicks, {c.get('purchase', 0):,} purchases" for s, c in support.items())
+        + ".",
+        "",
+        format_compare(table, markdown=True, digits=3, columns=_shown(support)),
     ]
     for reference, frame in intervals:
         lines += ["", f"Difference from {reference} (primary metrics {' and '.join(PRIMARY)}; 95 % paired bootstrap over "
                       f"test sessions, stratified over split seeds; * the interval excludes 0):", "",
-                  format_intervals(frame, reference=reference)]
+                  format_intervals(frame, reference=reference, digits=3)]
+    if online is not None:
+        from .online import format_online
+
+        lines += ["", f"Online (the closed loop, `mcrl_kit/online.py`): each method's first final run recommends a slate of 10 "
+                      f"to the same {plan.online_sessions:,} fresh simulated users; per-session mean [95 % interval]:", "",
+                  format_online(online, markdown=True)]
+    lines += ["", f"Training time (summed over runs; compute, not wall time): tuning {seconds['tune'] / 3600:.2f} h, "
+                  f"final runs {seconds['final'] / 3600:.2f} h."]
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
     with atomic_path(out / "comparison.csv") as tmp:
@@ -161,11 +238,18 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
     write_json(out / "study.json", {"algos": list(plan.algos), "trials": plan.trials, "steps": plan.steps,
                                     "reuse": str(plan.reuse) if plan.reuse else None,
                                     "split_seeds": list(plan.split_seeds), "seeds": list(plan.seeds),
-                                    "backbone": plan.backbone, "protocol": protocol, "best": best, "budget": budget})
+                                    "backbone": plan.backbone, "protocol": protocol, "best": best, "budget": budget,
+                                    "support": {str(k): v for k, v in support.items()}, "seconds": seconds})
     from .viz.plots import ablation_bars, save_figure
 
     for metric in PRIMARY:
         save_figure(ablation_bars(table, metric), f"comparison-{metric.replace(' ', '-').replace('@', '')}", out)
+
+
+def _shown(support: dict) -> tuple[str, ...]:
+    """The table's columns: clicks first where some split holds fewer than ``SCARCE`` test purchases."""
+    scarce = any(c.get("purchase", 0) < SCARCE for c in support.values())
+    return tuple(sorted(SHOWN, key=lambda c: not c.startswith("click"))) if scarce else SHOWN
 
 
 __all__ = ["StudyPlan", "run_study"]

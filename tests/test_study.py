@@ -24,7 +24,7 @@ def splits():
 
 def test_a_study_tunes_retrains_over_splits_and_compares(splits, tmp_path):
     plan = StudyPlan(algos=["popularity", "supervised", "reward_ce"], trials=2, steps=10, split_seeds=(0, 1), seeds=(0,),
-                     batch_size=32, n_boot=200, threads=1)
+                     batch_size=32, n_boot=200, threads=1, online_sessions=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KitWarning)
         result = run_study(splits, plan, tmp_path)
@@ -36,19 +36,34 @@ def test_a_study_tunes_retrains_over_splits_and_compares(splits, tmp_path):
     assert reference == max(("popularity", "gru-supervised"), key=lambda lab: result["best"][
         "popularity" if lab == "popularity" else "supervised"]["val"])
     assert (intervals["splits"] == 2).all()
-    for name in ("comparison.md", "comparison.csv", "study.json", "comparison-purchase-NDCG10.png"):
+    for name in ("comparison.md", "comparison.csv", "study.json", "comparison-purchase-NDCG10.png", "online.csv"):
         assert (tmp_path / name).exists(), name
+    # the support per split seed, as the final runs counted it; few purchases put the click columns first
+    assert set(result["support"]) == {0, 1}
+    for s, data in zip((0, 1), splits):
+        events = data.split_events("test")
+        assert result["support"][s] == {"click": int((~events["is_buy"].astype(bool)).sum()),
+                                        "purchase": int(events["is_buy"].astype(bool).sum())}
+    text = (tmp_path / "comparison.md").read_text()
+    assert "split 0:" in text and "split 1:" in text
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert header.index("click NDCG@10") < header.index("purchase NDCG@10")  # < 100 test purchases per split
+    # the online table: the references and every method's first final run meet the same simulated users
+    online = result["online"].set_index("policy")
+    assert {"logging (no recommender)", "popularity", "recency", "gru-supervised"} <= set(online.index)
+    assert (online["sessions"] == plan.online_sessions).all() and (online["reward"] >= 0).all()
+    assert "Online (the closed loop" in text and result["seconds"]["tune"] > 0 and result["seconds"]["final"] > 0
     # trials read validation only; the final runs test
     for metrics in (tmp_path / "tune" / "trials" / "runs").glob("*/metrics.json"):
         assert "test" not in json.loads(metrics.read_text())
     finals = list((tmp_path / "final" / "runs").glob("*/metrics.json"))
     assert len(finals) == 6 and all("test" in json.loads(m.read_text()) for m in finals)
     # everything is cached: a second call trains nothing
-    before = {m: m.stat().st_mtime_ns for m in tmp_path.rglob("metrics.json")}
+    before = {m: m.stat().st_mtime_ns for m in [*tmp_path.rglob("metrics.json"), tmp_path / "online.csv"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KitWarning)
         run_study(splits, plan, tmp_path)
-    assert {m: m.stat().st_mtime_ns for m in tmp_path.rglob("metrics.json")} == before
+    assert {m: m.stat().st_mtime_ns for m in [*tmp_path.rglob("metrics.json"), tmp_path / "online.csv"]} == before
 
 
 def test_bad_plans_are_refused_before_any_work(tmp_path):
