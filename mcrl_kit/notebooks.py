@@ -317,13 +317,18 @@ def _show(values: Mapping[str, Any]) -> str:
 
 
 # --- inside a notebook ----------------------------------------------------------------------
-def write_metrics(notebook: str, metrics: Mapping[str, Any], namespace: Mapping[str, Any]) -> Path:
+def write_metrics(notebook: str, metrics: Mapping[str, Any], namespace: Mapping[str, Any] | None = None) -> Path:
     """``OUT_DIR/<notebook>.metrics.json``: what the notebook measured and the parameters it ran with.
 
-    ``namespace`` is the notebook's ``globals()``: ``OUT_DIR`` and every parameter the
-    notebook declares are read from it, so the JSON records the values actually used
-    (the CI profile, a profile's or an override).
+    ``namespace`` (default: the calling notebook's globals, so a cell need not pass them) holds
+    ``OUT_DIR`` and every parameter the notebook declares, so the JSON records the values actually
+    used (the CI profile, a profile's or an override).
     """
+    if namespace is None:
+        import inspect
+
+        frame = inspect.currentframe()
+        namespace = frame.f_back.f_globals if frame is not None and frame.f_back is not None else {}
     names = declared_parameters(paths.notebooks_dir() / f"{notebook}.ipynb")
     record = {"notebook": notebook, "parameters": {k: namespace.get(k) for k in names}, **metrics}
     return write_json(out_dir(namespace.get("OUT_DIR")) / f"{notebook}.metrics.json", _plain(record))

@@ -161,7 +161,7 @@ write_metrics("01_mdp_framing", {
     "examples": sessions,
     "example_returns": first["return G_t"].tolist(),
     "example_rewards": first["reward r_t"].tolist(),
-}, globals())
+})
 
 # %% [markdown]
 # ## Summary

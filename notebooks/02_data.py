@@ -198,7 +198,7 @@ write_metrics("02_data", {
     "mean_length": float(lengths.mean()),
     "top_item_share": float(popularity.iloc[0] / popularity.sum()),
     "datasets": [d.stats["dataset"] for d in datasets],
-}, globals())
+})
 
 # %% [markdown]
 # ## Summary

@@ -166,7 +166,7 @@ write_metrics("03_baselines", {
     "results": experiments.metric_summary(table),
     "params": dict(zip(table["label"], table["params"])),
     "runs": {label: [str(f) for f in folders] for label, folders in runs.items()},
-}, globals())
+})
 
 # %% [markdown]
 # ## Summary

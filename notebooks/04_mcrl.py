@@ -234,7 +234,7 @@ write_metrics("04_mcrl", {
     "reward_confusion": confusion.to_dict(),
     "transition_cosines": {f"{p} → {t}": v for (p, t), v in cosines.stack().items()},
     "final_losses": curves[curves["label"] == "MCRL"].filter(like="loss/").dropna(how="all").iloc[-1].dropna().to_dict(),
-}, globals())
+})
 
 # %% [markdown]
 # ## Summary

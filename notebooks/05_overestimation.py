@@ -111,4 +111,4 @@ write_metrics("05_overestimation", {
     "summary": summary,
     "mean_bias": dict(zip(summary["label"], summary["mean_bias"])),
     "events": int(values.groupby("label").size().iloc[0]),
-}, globals())
+})

@@ -95,4 +95,4 @@ write_metrics("06_ablations", {
     "components": experiments.metric_summary(components),
     "negatives": experiments.metric_summary(negatives),
     "gammas": experiments.metric_summary(gammas),
-}, globals())
+})

@@ -99,4 +99,4 @@ write_metrics("07_inspector", {
     "title": inspector.figure.layout.title.text,
     "mean_bias": {label: float(table[f"bias {label}"].mean()) for label in runs},
     "mean_rank": {label: float(table[f"rank {label}"].mean()) for label in runs},
-}, globals())
+})

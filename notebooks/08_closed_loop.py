@@ -160,4 +160,4 @@ write_metrics("08_closed_loop", {
     "offline_online": per_run.drop(columns="run"),
     "correlations": correlations,
     "sqn_values": values[["value", "mc_return", "true_value", "true_behaviour"]].mean().to_dict(),
-}, globals())
+})

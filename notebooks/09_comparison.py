@@ -145,4 +145,4 @@ write_metrics("09_comparison", {
     "results": experiments.metric_summary(result["table"]),
     "budget": result["budget"],
     "best": {algo: best["params"] for algo, best in result["best"].items()},
-}, globals())
+})
