@@ -46,7 +46,7 @@ from mcrl_kit.viz import interactive, plots
 
 # %% full={"SCALE": "retailrocket"} tags=["parameters"]
 DATASET = "auto"  # auto: the RetailRocket sample when ../shared has it, else the simulator
-DATA_PATH = None  # your RetailRocket events.csv (with DATASET = "retailrocket")
+DATA_PATH = None  # your RetailRocket events.csv (when DATASET is "retailrocket")
 SCALE = "tiny"  # simulator size when the simulator is used
 SEED = 0  # seeds the simulator and the 80/10/10 split
 EXAMPLES = 2  # example sessions to lay out

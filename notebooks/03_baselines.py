@@ -44,7 +44,7 @@ EVAL_EVERY = 50  # validation (checkpoint selection) every this many steps
 SEEDS = [0]
 DEVICE = "cpu"  # auto | cpu | cuda
 THREADS = 1  # torch CPU threads (None: all cores)
-SHOW_PROGRESS = None  # tqdm bars: None = auto (on in JupyterLab; off under papermill, nbmake or CI)
+SHOW_PROGRESS = None  # tqdm bars; None: auto (on in JupyterLab, off under papermill, nbmake or CI)
 OUT_DIR = None  # runs and metrics (None: build/notebooks of the project)
 
 # %% [markdown]

@@ -128,3 +128,17 @@ def _full(values):
 def test_the_check_catches_dirty_notebooks(tmp_path, change, problem):
     problems = _dirty(tmp_path, change)
     assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_without_a_warning(path, caplog):
+    """papermill parses the parameters cell line by line: an ``=`` inside a comment makes it warn
+    "Unable to parse line" (and skip the line), so a comment must say "None: auto", not "None = auto"."""
+    import logging
+
+    import papermill
+
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        found = papermill.inspect_notebook(str(path))
+    assert set(found) == set(declared_parameters(path))
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
