@@ -17,7 +17,7 @@ each best configuration over split × init seeds, and write the table, the inter
 
 Everything is cached: a killed study resumes (trials and final runs are run folders), and a second call
 with the same settings trains nothing. ``OUT/study.json`` records the settings, the budget per method and
-the best parameters; ``OUT/comparison.md`` / ``.csv`` / ``.png`` are the results.
+the best parameters; ``OUT/comparison.md`` / ``.csv`` / ``.png`` and ``OUT/intervals.csv`` are the results.
 """
 
 from __future__ import annotations
@@ -217,24 +217,31 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
         + "; ".join(f"split {s}: {c.get('click', 0):,} clicks, {c.get('purchase', 0):,} purchases" for s, c in support.items())
         + ".",
         "",
-        format_compare(table, markdown=True, digits=3, columns=_shown(support)),
+        format_compare(_short(table), markdown=True, digits=3, columns=_shown(support)),
+        "",
+        "Best configurations (chosen on validation; the CSV's labels carry them too): "
+        + "; ".join(f"{a}: {_params(b['params'])}" for a, b in best.items() if b["params"]) + ".",
     ]
     for reference, frame in intervals:
+        reference = _short_label(reference)
         lines += ["", f"Difference from {reference} (primary metrics {' and '.join(PRIMARY)}; 95 % paired bootstrap over "
                       f"test sessions, stratified over split seeds; * the interval excludes 0):", "",
-                  format_intervals(frame, reference=reference, digits=3)]
+                  format_intervals(_short(frame), reference=reference, digits=3)]
     if online is not None:
         from .online import format_online
 
         lines += ["", f"Online (the closed loop, `mcrl_kit/online.py`): each method's first final run recommends a slate of 10 "
                       f"to the same {plan.online_sessions:,} fresh simulated users; per-session mean [95 % interval]:", "",
-                  format_online(online, markdown=True)]
+                  format_online(online.assign(policy=online["policy"].map(_short_label)), markdown=True)]
     lines += ["", f"Training time (summed over runs; compute, not wall time): tuning {seconds['tune'] / 3600:.2f} h, "
                   f"final runs {seconds['final'] / 3600:.2f} h."]
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
     with atomic_path(out / "comparison.csv") as tmp:
         table.to_csv(tmp, index=False)
+    if intervals:
+        with atomic_path(out / "intervals.csv") as tmp:
+            pd.concat([frame.assign(reference=reference) for reference, frame in intervals]).to_csv(tmp, index=False)
     write_json(out / "study.json", {"algos": list(plan.algos), "trials": plan.trials, "steps": plan.steps,
                                     "reuse": str(plan.reuse) if plan.reuse else None,
                                     "split_seeds": list(plan.split_seeds), "seeds": list(plan.seeds),
@@ -243,7 +250,22 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
     from .viz.plots import ablation_bars, save_figure
 
     for metric in PRIMARY:
-        save_figure(ablation_bars(table, metric), f"comparison-{metric.replace(' ', '-').replace('@', '')}", out)
+        fig = ablation_bars(_short(table), metric, f"{metric} per method (test, protocol {protocol})")
+        save_figure(fig, f"comparison-{metric.replace(' ', '-').replace('@', '')}", out)
+
+
+def _short_label(label: str) -> str:
+    """``gru-mcrl (lr=…, neg=…)`` → ``gru-mcrl``: one configuration per method in a study, its values listed apart."""
+    return label.split(" (", 1)[0]
+
+
+def _short(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(label=frame["label"].map(_short_label))
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k.removeprefix('algo.')}={v:.3g}" if isinstance(v, float) else f"{k.removeprefix('algo.')}={v}"
+                     for k, v in sorted(params.items()))
 
 
 def _shown(support: dict) -> tuple[str, ...]:

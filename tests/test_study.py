@@ -36,7 +36,8 @@ def test_a_study_tunes_retrains_over_splits_and_compares(splits, tmp_path):
     assert reference == max(("popularity", "gru-supervised"), key=lambda lab: result["best"][
         "popularity" if lab == "popularity" else "supervised"]["val"])
     assert (intervals["splits"] == 2).all()
-    for name in ("comparison.md", "comparison.csv", "study.json", "comparison-purchase-NDCG10.png", "online.csv"):
+    for name in ("comparison.md", "comparison.csv", "study.json", "comparison-purchase-NDCG10.png", "online.csv",
+                 "intervals.csv"):
         assert (tmp_path / name).exists(), name
     # the support per split seed, as the final runs counted it; few purchases put the click columns first
     assert set(result["support"]) == {0, 1}
@@ -100,3 +101,33 @@ def test_a_study_can_retrain_another_studys_best_configurations(splits, tmp_path
         with pytest.raises(ConfigError, match=match):
             run_study(splits[1:], bad, tmp_path / "c")
     assert not (tmp_path / "c" / "final").exists()
+
+
+def test_the_readme_section_is_computed_from_the_studys_files(splits, tmp_path):
+    """tools/study_readme.py: the study's own text and figure, and sentences that agree with its CSV files."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("study_readme", experiments.paths.home() / "tools" / "study_readme.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    plan = StudyPlan(algos=["recency", "reward_ce", "mcrl"], trials=1, steps=10, split_seeds=(0, 1), seeds=(0,),
+                     batch_size=32, n_boot=100, threads=1, online_sessions=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KitWarning)
+        run_study(splits, plan, tmp_path / "results" / "small-sqn")
+    text = tool.section(tmp_path / "results", tmp_path / "figures")
+    folder = tmp_path / "results" / "small-sqn"
+    assert (folder / "comparison.md").read_text().strip() in text
+    assert (tmp_path / "figures" / "study-small-sqn-purchase-NDCG10.png").exists()
+    assert "(not run yet" in text.split("### Calibrated simulator `small`, time protocol")[1]
+    table = pd.read_csv(folder / "comparison.csv").set_index("label")
+    mcrl = next(label for label in table.index if label.startswith("gru-mcrl"))
+    for metric in ("purchase NDCG@10", "click NDCG@10"):
+        rank = int((table[metric] > table.loc[mcrl, metric]).sum()) + 1
+        assert f"MCRL {table.loc[mcrl, metric]:.3f}, {rank} of 3" in text
+    intervals = pd.read_csv(folder / "intervals.csv")
+    row = intervals[(intervals["label"] == mcrl) & intervals["reference"].str.contains("reward_ce")].iloc[0]
+    assert f"purchase NDCG@10 {row['purchase NDCG@10 Δ']:+.3f} [{row['purchase NDCG@10 low']:+.3f}," in text
+    assert "**Online**" in text and "users left alone" in text

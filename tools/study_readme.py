@@ -1,0 +1,123 @@
+"""The README's equal-budget section, written from the studies ``benchmarks/readme_study.sh`` ran.
+
+    .venv/bin/python tools/study_readme.py            # print the section
+    .venv/bin/python tools/study_readme.py --readme   # write it into README.md (between the `study` markers)
+
+For each stage found under ``benchmarks/results/study`` (``small-sqn``, ``small-time``,
+``retailrocket-sample``): the study's own ``comparison.md`` (protocol, budget, support, table, intervals,
+online table, training time), its purchase NDCG@10 figure (copied to ``figures/readme/``), and sentences
+computed from its CSV files — so that no sentence can disagree with the table beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from mcrl_kit import paths
+from mcrl_kit.storage import replace_section
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study"
+README_START, README_END = "<!-- study:start -->", "<!-- study:end -->"
+STAGES = {
+    "small-sqn": "Calibrated simulator `small`, SQN protocol",
+    "small-time": "Calibrated simulator `small`, time protocol",
+    "retailrocket-sample": "RetailRocket sample (`../shared`), SQN protocol",
+}
+PRIMARY = ("purchase NDCG@10", "click NDCG@10")
+NON_RL = ("popularity", "recency", "sknn", "vsknn", "supervised")
+
+
+def method(label: str) -> str:
+    """``gru-mcrl (lr=…)`` → ``mcrl``; ``recency`` → ``recency``."""
+    name = label.split(" (")[0]
+    return name.split("-", 1)[1] if "-" in name else name
+
+
+def ordinal_rank(values: pd.Series, name: str) -> int:
+    return int((values > values[name]).sum()) + 1
+
+
+def reading(folder: Path) -> list[str]:
+    """The sentences under one stage's table, each computed from its files."""
+    table = pd.read_csv(folder / "comparison.csv")
+    table["method"] = table["label"].map(method)
+    means = table.set_index("method")
+    n = len(means)
+    lines = []
+    for metric in PRIMARY:
+        col = means[metric]
+        best = col.idxmax()
+        trained = col[[m not in NON_RL[:4] for m in col.index]]
+        part = f"**{metric}**: best {best} ({col[best]:.3f})"
+        if len(trained) and trained.idxmax() != best:
+            part += f"; best trained model {trained.idxmax()} ({trained.max():.3f})"
+        if "mcrl" in col.index:
+            part += f"; MCRL {col['mcrl']:.3f}, {ordinal_rank(col, 'mcrl')} of {n}"
+        lines.append(part + ".")
+    if (folder / "intervals.csv").exists() and "mcrl" in means.index:
+        intervals = pd.read_csv(folder / "intervals.csv")
+        intervals["method"] = intervals["label"].map(method)
+        for reference, frame in intervals.groupby("reference", sort=False):
+            row = frame[frame["method"] == "mcrl"]
+            if row.empty or method(reference) == "mcrl":
+                continue
+            row = row.iloc[0]
+            parts = []
+            for metric in PRIMARY:
+                d, lo, hi = row[f"{metric} Δ"], row[f"{metric} low"], row[f"{metric} high"]
+                verdict = ("above it beyond the test-session noise" if lo > 0 else
+                           "below it beyond the test-session noise" if hi < 0 else "not distinguishable from it")
+                parts.append(f"{metric} {d:+.3f} [{lo:+.3f}, {hi:+.3f}], {verdict}")
+            lines.append(f"MCRL against {method(reference)}: " + "; ".join(parts) + ".")
+    if (folder / "online.csv").exists():
+        online = pd.read_csv(folder / "online.csv").set_index("policy")
+        best = online["reward"].idxmax()
+        part = f"**Online**: the most reward per session goes to {best} ({online.loc[best, 'reward']:.3f})"
+        mcrl = [p for p in online.index if method(p) == "mcrl"]
+        if mcrl:
+            m = online.loc[mcrl[0]]
+            part += (f"; MCRL's slates earn {m['reward']:.3f} [{m['reward low']:.3f}, {m['reward high']:.3f}] against "
+                     f"{online.loc['logging (no recommender)', 'reward']:.3f} for the users left alone")
+        lines.append(part + ".")
+    return lines
+
+
+def section(root: Path = RESULTS, figures: Path | None = None) -> str:
+    parts = []
+    for stage, title in STAGES.items():
+        folder = root / stage
+        if not (folder / "comparison.md").exists():
+            parts.append(f"### {title}\n\n(not run yet: `bash benchmarks/readme_study.sh` runs it)")
+            continue
+        study = json.loads((folder / "study.json").read_text(encoding="utf-8"))
+        text = (folder / "comparison.md").read_text(encoding="utf-8").strip()
+        figure = ""
+        if figures is not None and (folder / "comparison-purchase-NDCG10.png").exists():
+            figures.mkdir(parents=True, exist_ok=True)
+            name = f"study-{stage}-purchase-NDCG10.png"
+            shutil.copyfile(folder / "comparison-purchase-NDCG10.png", figures / name)
+            figure = f"\n\n![purchase NDCG@10 per method, {title}](figures/readme/{name})"
+        seeds = f"split seeds {' '.join(map(str, study['split_seeds']))} × init seed {' '.join(map(str, study['seeds']))}"
+        parts.append(f"### {title}\n\n{seeds}. {text}{figure}\n\nRead off the table (means over the final runs):\n\n"
+                     + "\n".join(f"- {line}" for line in reading(folder)))
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=str(RESULTS))
+    ap.add_argument("--readme", action="store_true", help="write the section into README.md and its figures")
+    args = ap.parse_args()
+    text = section(Path(args.root), paths.home() / "figures" / "readme" if args.readme else None)
+    print(text)
+    if args.readme:
+        replace_section(paths.home() / "README.md", README_START, README_END, f"{README_START}\n{text}\n{README_END}")
+
+
+if __name__ == "__main__":
+    main()
