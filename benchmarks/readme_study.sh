@@ -3,7 +3,14 @@
 #   GRU; 10 trials × 1,000 steps (batch 256) per method on the calibrated `small` simulator, under the SQN
 #   protocol and the time protocol; each best configuration retrained on 3 split seeds × 1 init seed; the
 #   RetailRocket sample of ../shared retrains the `small` (SQN protocol) best configurations on 5 split seeds.
-# Results: benchmarks/results/study/<name>/comparison.md (.csv, .png, study.json). The run records there are
+#
+#   bash benchmarks/readme_study.sh                         # every stage, one after the other
+#   THREADS=1 bash benchmarks/readme_study.sh small-sqn &   # or stages side by side, one core each
+#   THREADS=1 bash benchmarks/readme_study.sh small-time
+#   bash benchmarks/readme_study.sh tiny-sqn                # the same budget on `tiny`: its time, for the README
+#   .venv/bin/python tools/study_readme.py --readme         # then the README section from the results
+#
+# Results: benchmarks/results/study/<stage>/comparison.md (.csv, .png, study.json). The run records there are
 # committed and their weights are not (.gitignore), so a fresh clone reports and goes on without retraining.
 # Each stage prints its wall time; the README quotes them.
 set -euo pipefail
@@ -17,10 +24,23 @@ stage() {  # stage NAME ARGS...: one study, timed
   local name=$1; shift
   local t0=$SECONDS
   "$PY" -m mcrl_kit study "$@" --out "$OUT/$name"
-  echo "stage $name: $(( SECONDS - t0 )) s"
+  echo "stage $name: $(( SECONDS - t0 )) s of wall time"
 }
 
-stage small-sqn --dataset simulator --scale small --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}"
-stage small-time --dataset simulator --scale small --protocol time --split-seeds 0 1 2 "${BUDGET[@]}"
-stage retailrocket-sample --dataset retailrocket-sample --protocol sqn --split-seeds 0 1 2 3 4 "${BUDGET[@]}" \
-  --reuse "$OUT/small-sqn/study.json"
+run() {
+  case $1 in
+    small-sqn) stage small-sqn --dataset simulator --scale small --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}" ;;
+    small-time) stage small-time --dataset simulator --scale small --protocol time --split-seeds 0 1 2 "${BUDGET[@]}" ;;
+    retailrocket-sample) stage retailrocket-sample --dataset retailrocket-sample --protocol sqn --split-seeds 0 1 2 3 4 \
+      "${BUDGET[@]}" --reuse "$OUT/small-sqn/study.json" ;;
+    tiny-sqn) stage tiny-sqn --dataset simulator --scale tiny --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}" ;;
+    *) echo "unknown stage $1 (small-sqn | small-time | retailrocket-sample | tiny-sqn)" >&2; exit 2 ;;
+  esac
+}
+
+if [ $# -eq 0 ]; then
+  set -- small-sqn small-time retailrocket-sample
+fi
+for name in "$@"; do
+  run "$name"
+done
