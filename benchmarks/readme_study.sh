@@ -39,7 +39,8 @@ run() {
 }
 
 if [ $# -eq 0 ]; then
-  set -- small-sqn small-time retailrocket-sample
+  # shellcheck disable=SC2086  # STAGES is a list of names
+  set -- ${STAGES:-small-sqn small-time retailrocket-sample}
 fi
 for name in "$@"; do
   run "$name"

@@ -100,8 +100,8 @@ class MCRLConfig(AlgoConfig):
     lambda_reward: float = 1.0
     lambda_transition: float = 1.0
     #: τ of the InfoNCE transition loss (cosine similarities are divided by it). 0.5 was
-    #: chosen on validation (benchmarks/tune_mcrl.sh, then 3 seeds: purchase NDCG@10
-    #: 0.603 vs 0.598 for the first default 0.2; README "MCRL on the simulator")
+    #: the first kit's choice on validation (a one-change-at-a-time search on the uncalibrated
+    #: simulator, since removed); `tune` searches it with MCRL's other knobs (``SEARCH``)
     temperature: float = 0.5
     #: τ_e of the expectile value loss (< 0.5 is conservative)
     expectile: float = 0.3
