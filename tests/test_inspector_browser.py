@@ -87,6 +87,10 @@ def lab(tmp_path):
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
     }
+    # no "get notified about Jupyter news?" toast over the screenshots
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -146,8 +150,9 @@ def test_inspector_in_jupyterlab(lab):
 
             before = chart_title.text_content()
             assert before.startswith("session "), before
-            page.screenshot(path=str(shots / "07_inspector_before.png"), full_page=False)
             select = page.locator(".widget-dropdown select").first
+            select.evaluate("e => e.scrollIntoView({block: 'start'})")  # the panel's top in the screenshot
+            page.screenshot(path=str(shots / "07_inspector_before.png"), full_page=False)
             options = select.locator("option").all_text_contents()
             current = select.input_value()
             target = next(o for o in options if not before.startswith(f"session {o}:"))
@@ -168,6 +173,7 @@ def test_inspector_in_jupyterlab(lab):
             following = options[position]  # the 0-based index of the next session
             expect(chart_title).to_have_text(re.compile(rf"^session {following}:"), timeout=60_000)
             expect(page.locator(".widget-html-content").filter(has_text=f"({position + 1} of {len(options)} ")).to_have_count(1)
+            select.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.screenshot(path=str(shots / "07_inspector_after.png"), full_page=False)
         except Exception:
             page.screenshot(path=str(shots / "07_inspector_failure.png"))
