@@ -117,6 +117,7 @@ def test_executed_copy_shows_a_static_snapshot(loaded):
     bundle = panel._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle  # the live panel where a kernel is behind it
     assert "<table" in bundle["text/html"] and "static snapshot" in bundle["text/html"]
+    assert "data:image/png;base64," in bundle["text/html"]  # the chart, drawn by matplotlib for static readers
     assert str(panel.session.value) in bundle["text/html"] and "VBox" not in bundle["text/plain"]
 
 

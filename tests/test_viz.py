@@ -41,7 +41,8 @@ def test_overestimation_figures(tiny_runs):
     assert len(plots.bias_scatter(values, max_points=50).axes) == 2
     fig = plots.bias_by_step(values)
     assert len(fig.axes[0].get_lines()) >= 2
-    assert plots.bias_distribution(values, "bias_true").axes[0].get_ylabel() == "bias_true"
+    assert plots.bias_distribution(values, "bias_true").axes[0].get_ylabel() == "prediction − true value (simulator)"
+    assert plots.bias_distribution(values).axes[0].get_ylabel() == "prediction − logged Monte-Carlo return"
     pfig = interactive.value_scatter(values, max_points=40)
     assert [t.name for t in pfig.data] == ["SQN", "MCRL", "value = return"]
     assert len(pfig.data[0].x) == 40

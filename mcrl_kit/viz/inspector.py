@@ -37,7 +37,7 @@ from ..algos import Algo
 from ..data import PreparedData
 from ..diagnostics import mc_returns, predicted_values
 from ..errors import ConfigError, DataError
-from .plots import COLORS, labels_of
+from .plots import COLORS, labels_of, session_values
 
 PROBS = ("P(negative)", "P(click)", "P(purchase)")
 
@@ -397,6 +397,10 @@ class Inspector:
         """The last rendered session as static HTML (rendered now if nothing was)."""
         if self.table is None:
             self.render()
+        import base64
+
+        png = base64.b64encode(session_values(self.table, self.figure.layout.title.text or "")._repr_png_()).decode()
         return ("<div><p><i>A static snapshot of the inspector (run the notebook for the live panel):</i> "
                 f"{html.escape(self.status_text())}</p>{GLOSSARY}"
+                f"<img alt='values, returns and bias per step' src='data:image/png;base64,{png}'/>"
                 f"{SCROLL.format(table_html(self.table))}{SCROLL.format(grid_html(self.grid, self.policy.value))}</div>")

@@ -206,7 +206,9 @@ def similarity_histograms(sims: pd.DataFrame) -> KitFigure:
 
 # --- 05: overestimation ------------------------------------------------------------------
 def bias_scatter(values: pd.DataFrame, max_points: int = 3000, seed: int = 0) -> KitFigure:
-    """Predicted value against the Monte-Carlo return (and the true return), one panel per label."""
+    """Predicted value (y) against the logged Monte-Carlo return (blue) and, on the simulator, the true value
+    of the policy the estimate estimates (orange), one panel per label: points below the diagonal are
+    predictions under the return, points above it predictions over it."""
     labels = list(dict.fromkeys(values["label"]))
     fig, axes = new_figure(ncols=len(labels), width=3.6, height=3.6, sharex=True, sharey=True)
     rng = np.random.default_rng(seed)
@@ -214,21 +216,23 @@ def bias_scatter(values: pd.DataFrame, max_points: int = 3000, seed: int = 0) ->
         part = values[values["label"] == label]
         if len(part) > max_points:
             part = part.iloc[np.sort(rng.choice(len(part), max_points, replace=False))]
-        ax.scatter(part["mc_return"], part["value"], s=4, alpha=0.3, color=COLORS[0], label="vs MC return")
+        ax.scatter(part["mc_return"], part["value"], s=4, alpha=0.3, color=COLORS[0], label="against the logged MC return")
         if "true_value" in part:
-            ax.scatter(part["true_value"], part["value"], s=4, alpha=0.3, color=COLORS[1], label="vs true return")
+            ax.scatter(part["true_value"], part["value"], s=4, alpha=0.3, color=COLORS[1], label="against the true value")
         lo = float(min(part["value"].min(), part["mc_return"].min()))
         hi = float(max(part["value"].max(), part["mc_return"].max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
         ax.set_title(label)
-        ax.set_xlabel("return")
+        ax.set_xlabel("return (logged or true)")
     axes[0, 0].set_ylabel("predicted value")
     axes[0, 0].legend(fontsize=8, markerscale=3)
+    fig.suptitle("Predicted value against the return, per held-out event (dashed: prediction = return)")
     return fig
 
 
 def bias_by_step(values: pd.DataFrame) -> KitFigure:
-    """Mean bias (prediction − MC return) by position in the session, one line per label."""
+    """Mean bias (prediction − MC return) by position in the session, one line per label, ± one standard
+    error: above 0 the predictions exceed the logged return on average, below 0 they fall short of it."""
     fig, axes = new_figure(width=6.0)
     ax = axes[0, 0]
     labels = list(dict.fromkeys(values["label"]))
@@ -240,15 +244,17 @@ def bias_by_step(values: pd.DataFrame) -> KitFigure:
         ax.errorbar(x, by["mean_bias"], yerr=sem, marker="o", capsize=3, color=colors[label], label=label)
         ax.set_xticks(x, by["group"].astype(str))
     ax.axhline(0, color="k", lw=1)
-    ax.set_xlabel("step in session")
-    ax.set_ylabel("mean bias (± s.e.)")
-    ax.set_title("bias by step: > 0 is overestimation")
+    ax.set_xlabel("step in the session (0 = its first event)")
+    ax.set_ylabel("prediction − MC return (mean ± s.e.)")
+    ax.set_title("Bias against the logged return, by step in the session")
     ax.legend(fontsize=8)
     return fig
 
 
 def bias_distribution(values: pd.DataFrame, column: str = "bias") -> KitFigure:
-    """Distribution of the per-event bias per label (violins, means marked)."""
+    """Distribution of the per-event bias per label (violins, means marked). ``column``: ``bias`` (prediction −
+    the logged Monte-Carlo return) or ``bias_true`` (prediction − the simulator's true value of the policy the
+    estimate estimates); the y-label says which."""
     labels = list(dict.fromkeys(values["label"]))
     fig, axes = new_figure(width=max(4.0, 1.4 * len(labels)))
     ax = axes[0, 0]
@@ -258,8 +264,9 @@ def bias_distribution(values: pd.DataFrame, column: str = "bias") -> KitFigure:
         body.set_facecolor(color)
     ax.axhline(0, color="k", lw=1)
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20)
-    ax.set_ylabel(column)
-    ax.set_title(f"{column} per event (prediction − return)")
+    against = {"bias": "the logged Monte-Carlo return", "bias_true": "the true value (simulator)"}.get(column, column)
+    ax.set_ylabel(f"prediction − {against.removeprefix('the ')}")
+    ax.set_title(f"Bias per event: prediction − {against}")
     return fig
 
 
@@ -280,12 +287,15 @@ def ablation_bars(table: pd.DataFrame, metric: str = "purchase NDCG@10", title: 
 
 
 def sweep(table: pd.DataFrame, x: Sequence[float], xlabel: str, metrics: Sequence[str] = ("purchase NDCG@10", "click NDCG@10")) -> KitFigure:
-    """``metrics`` (mean ± std over seeds) against a swept setting ``x`` (rows of ``table`` in order)."""
+    """``metrics`` (mean ± std over seeds, on the split ``table`` was scored on) against a swept setting ``x``
+    (rows of ``table`` in order); the x-axis ticks are the swept values."""
     fig, axes = new_figure(ncols=len(metrics), width=3.8)
     for ax, metric, color in zip(axes[0], metrics, COLORS):
         ax.errorbar(list(x), table[metric], yerr=table[f"{metric} std"], marker="o", capsize=4, color=color)
+        ax.set_xticks(list(x))
         ax.set_xlabel(xlabel)
-        ax.set_title(metric)
+        ax.set_ylabel(f"{metric} (mean ± std over seeds)")
+        ax.set_title(f"{metric} against {xlabel}")
         ax.grid(alpha=0.3)
     return fig
 
@@ -301,6 +311,7 @@ def online_bars(table: pd.DataFrame, quantities: Sequence[str] = ("reward", "pur
         ax.barh(y, table[q], xerr=err, color=colors, alpha=0.85, capsize=3)
         ax.set_yticks(y, table["policy"] if ax is axes[0, 0] else [""] * len(y))
         ax.set_title(f"{q} per session" if q != "taken share" else "share of slates taken")
+        ax.set_xlabel("mean over sessions (95 % interval)" if q != "taken share" else "taken / shown (95 % interval)")
         ax.grid(axis="x", alpha=0.3)
     return fig
 
