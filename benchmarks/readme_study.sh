@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's equal-budget study (issue 16), resumable: run it again to continue where it stopped.
 #   GRU; 10 trials × 1,000 steps (batch 256) per method on the calibrated `small` simulator, under the SQN
-#   protocol and the time protocol; each best configuration retrained on 3 split seeds × 1 init seed; the
+#   protocol (each best configuration retrained on 3 split seeds × 1 init seed) and the time protocol (its one
+#   split, by session end time, × 3 init seeds); the
 #   RetailRocket sample of ../shared retrains the `small` (SQN protocol) best configurations on 5 split seeds.
 #
 #   bash benchmarks/readme_study.sh                         # every stage, one after the other
@@ -30,7 +31,7 @@ stage() {  # stage NAME ARGS...: one study, timed
 run() {
   case $1 in
     small-sqn) stage small-sqn --dataset simulator --scale small --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}" ;;
-    small-time) stage small-time --dataset simulator --scale small --protocol time --split-seeds 0 1 2 "${BUDGET[@]}" ;;
+    small-time) stage small-time --dataset simulator --scale small --protocol time --seeds 0 1 2 "${BUDGET[@]}" ;;
     retailrocket-sample) stage retailrocket-sample --dataset retailrocket-sample --protocol sqn --split-seeds 0 1 2 3 4 \
       "${BUDGET[@]}" --reuse "$OUT/small-sqn/study.json" ;;
     tiny-sqn) stage tiny-sqn --dataset simulator --scale tiny --protocol sqn --split-seeds 0 1 2 "${BUDGET[@]}" ;;

@@ -472,7 +472,8 @@ def add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", nargs="+", required=True)
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--split-seeds", type=int, nargs="+", default=None,
+                   help="data splits of the final runs (default 0 1 2; the time protocol has one split)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="init seeds of the final runs (default 0)")
     p.add_argument("--backbone", default="gru")
     p.add_argument("--batch-size", type=int, default=256)
@@ -487,15 +488,16 @@ def add_study(sub: argparse._SubParsersAction) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from .experiments import load_data
+    from .experiments import split_datasets
     from .study import StudyPlan, run_study
 
-    plan = StudyPlan(algos=args.algo, trials=args.trials, steps=args.steps, split_seeds=args.split_seeds, seeds=args.seeds,
+    split_seeds = args.split_seeds or ([0, 1, 2] if args.protocol == "sqn" else [0])
+    plan = StudyPlan(algos=args.algo, trials=args.trials, steps=args.steps,
+                     split_seeds=split_seeds if args.protocol == "sqn" else split_seeds[:1], seeds=args.seeds,
                      backbone=args.backbone, batch_size=args.batch_size, n_boot=args.bootstrap, threads=args.threads,
                      reuse=args.reuse, online_sessions=args.online_sessions)
-    plan.check()
-    datasets = [load_data(args.dataset, scale=args.scale, path=args.path, split_seed=s, protocol=args.protocol)
-                for s in args.split_seeds]
+    plan.check()  # before any data is prepared
+    datasets = split_datasets(args.dataset, split_seeds, protocol=args.protocol, scale=args.scale, path=args.path)
     run_study(datasets, plan, args.out)
     print((Path(args.out) / "comparison.md").read_text(encoding="utf-8"))
     return 0

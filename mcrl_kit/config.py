@@ -253,6 +253,10 @@ class DataConfig(Config):
         _choice("DataConfig.protocol", self.protocol, ("sqn", "time"))
         if self.split_seed is not None:
             _seed("DataConfig.split_seed", self.split_seed)
+            if self.protocol == "time":
+                raise ConfigError("DataConfig.split_seed", f"is {self.split_seed} under the time protocol, whose one "
+                                  "split is by session end time (nothing to draw)",
+                                  "leave it out; vary the init seeds for a spread")
         _positive("DataConfig.min_session_events", self.min_session_events, allow_zero=True, allow_none=True)
         _positive("DataConfig.min_item_events", self.min_item_events, allow_zero=True, allow_none=True)
         if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from .data import PreparedData, prepare
 
 # the real samples of ../shared/data (RetailRocket 5,000 visitors, session-rec's Yoochoose clicks): named once
 from .data.calibrate import RETAILROCKET_SAMPLE, YOOCHOOSE_SAMPLE
-from .errors import DataError
+from .errors import DataError, KitWarning
 from .report import compare_runs, format_compare, load_run_metrics, run_label, styled_compare
 from .runs import RunConfig, load_run, run_key
 from .train import train
@@ -97,6 +98,21 @@ def load_data(
     else:
         raise DataError(f"dataset {dataset!r}", "is not a dataset the notebooks know", f"use one of: {', '.join(DATASETS)}")
     return prepare(config, progress=progress)
+
+
+def split_datasets(dataset: str, split_seeds: Sequence[int], *, protocol: str = "sqn", **load: Any) -> list[PreparedData]:
+    """One prepared dataset per split seed (``load_data(dataset, split_seed=s, protocol=…, **load)``).
+
+    The ``time`` protocol has one split, by session end time: it gives one dataset whatever the seeds,
+    and warns when several were asked for (vary the init seeds for a spread instead).
+    """
+    if protocol == "time":
+        if len(split_seeds) > 1:
+            warnings.warn(f"the time protocol has one split (by session end time): split seeds "
+                          f"{' '.join(map(str, split_seeds))} give one dataset; vary the init seeds for a spread",
+                          KitWarning, stacklevel=2)
+        return [load_data(dataset, protocol=protocol, **load)]
+    return [load_data(dataset, split_seed=s, protocol=protocol, **load) for s in split_seeds]
 
 
 def _yoochoose_sample(path: Path, seed: int, progress: bool, split_seed: int | None = None) -> PreparedData:
@@ -374,6 +390,7 @@ __all__ = [
     "run_key",
     "sample_available",
     "simulated",
+    "split_datasets",
     "styled_compare",
     "sweep_variants",
 ]

@@ -244,7 +244,7 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
             pd.concat([frame.assign(reference=reference) for reference, frame in intervals]).to_csv(tmp, index=False)
     write_json(out / "study.json", {"algos": list(plan.algos), "trials": plan.trials, "steps": plan.steps,
                                     "reuse": str(plan.reuse) if plan.reuse else None,
-                                    "split_seeds": list(plan.split_seeds), "seeds": list(plan.seeds),
+                                    "split_seeds": [_split_seed(d) for d in datasets], "seeds": list(plan.seeds),
                                     "backbone": plan.backbone, "protocol": protocol, "best": best, "budget": budget,
                                     "support": {str(k): v for k, v in support.items()}, "seconds": seconds})
     from .viz.plots import ablation_bars, save_figure

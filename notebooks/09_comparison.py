@@ -67,7 +67,7 @@ OUT_DIR = None  # the study's folder (None: build/notebooks of the project)
 # cell again trains nothing.
 
 # %%
-datasets = [experiments.load_data("simulator", scale=SCALE, split_seed=s, protocol=PROTOCOL) for s in SPLIT_SEEDS]
+datasets = experiments.split_datasets("simulator", SPLIT_SEEDS, protocol=PROTOCOL, scale=SCALE)
 plan = StudyPlan(ALGOS, trials=TRIALS, steps=STEPS, split_seeds=SPLIT_SEEDS, seeds=SEEDS, backbone=BACKBONE,
                  n_boot=BOOTSTRAP, threads=THREADS)
 result = run_study(datasets, plan, experiments.out_dir(OUT_DIR) / "09_comparison")

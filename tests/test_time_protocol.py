@@ -75,3 +75,31 @@ def test_the_protocol_is_checked_a_prepare_flag_and_keeps_old_keys(tmp_path):
                       "--no-progress"])
     assert rc == 0, err
     assert '"protocol": "time"' in (tmp_path / "t" / "config.json").read_text()
+
+
+def test_the_time_protocol_has_one_split(tmp_path):
+    """No split seed under the time protocol (nothing is drawn): refused in the config, one dataset for a study
+    (with a warning when several seeds were asked for), and `study --protocol time` runs its one split."""
+    import json
+    import warnings
+
+    from mcrl_kit import experiments
+    from mcrl_kit.errors import KitWarning
+
+    with pytest.raises(ConfigError, match=r"split_seed.*time protocol"):
+        DataConfig(protocol="time", split_seed=1)
+    rc, _, err = cli(["prepare", "--scale", "tiny", "--sessions", 200, "--protocol", "time", "--split-seed", 1,
+                      "--out", tmp_path / "d"])
+    assert rc == 2 and "time protocol" in err and not (tmp_path / "d").exists()
+    with pytest.warns(KitWarning, match="one split"):
+        (one,) = experiments.split_datasets("simulator", [0, 1, 2], protocol="time", scale="tiny", sessions=200)
+    assert one.config.protocol == "time" and one.config.split_seed is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KitWarning)  # one seed asked: nothing to warn about
+        assert len(experiments.split_datasets("simulator", [0], protocol="time", scale="tiny", sessions=200)) == 1
+    assert [d.config.split_seed for d in experiments.split_datasets("simulator", [0, 1], scale="tiny", sessions=200)] == [0, 1]
+    rc, out, err = cli(["study", "--scale", "tiny", "--protocol", "time", "--algo", "popularity", "recency", "--trials", 1,
+                        "--steps", 5, "--online-sessions", 0, "--out", tmp_path / "s"])
+    assert rc == 0, err
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert study["protocol"] == "time" and study["split_seeds"] == [0] and "1 split × 1 init seeds" in out

@@ -102,7 +102,9 @@ def section(root: Path = RESULTS, figures: Path | None = None) -> str:
             name = f"study-{stage}-purchase-NDCG10.png"
             shutil.copyfile(folder / "comparison-purchase-NDCG10.png", figures / name)
             figure = f"\n\n![purchase NDCG@10 per method, {title}](figures/readme/{name})"
-        seeds = f"split seeds {' '.join(map(str, study['split_seeds']))} × init seed {' '.join(map(str, study['seeds']))}"
+        inits = f"init seed{'s' if len(study['seeds']) > 1 else ''} {' '.join(map(str, study['seeds']))}"
+        seeds = (f"One split (by session end time) × {inits}" if study.get("protocol") == "time" else
+                 f"Split seeds {' '.join(map(str, study['split_seeds']))} × {inits}")
         parts.append(f"### {title}\n\n{seeds}. {text}{figure}\n\nRead off the table (means over the final runs):\n\n"
                      + "\n".join(f"- {line}" for line in reading(folder)))
     return "\n\n".join(parts)
