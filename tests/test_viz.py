@@ -30,7 +30,8 @@ def test_learning_figures(tiny_runs):
     fig = plots.learning_curves(curves, ["val/purchase/NDCG@10", "loss/ce", "not a column"])
     assert len(fig.axes) == 2 and {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == {"SQN", "MCRL"}
     fig = plots.loss_terms(curves, ["policy", "value", "conservative", "reward", "transition"], label="MCRL")
-    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["policy", "value", "conservative", "reward", "transition"]
+    terms = ["policy", "value", "conservative", "reward", "transition"]
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [plots.LOSS_WORDS[t] for t in terms]
     pfig = interactive.learning_curves(curves)
     assert isinstance(pfig, go.Figure) and {t.name for t in pfig.data} == {"SQN (seed 0)", "MCRL (seed 0)"}
 
@@ -115,3 +116,15 @@ def test_styled_compare_groups_columns_and_bolds_the_best():
     bold = {k for k, v in styles.items() if ("font-weight", "bold") in v}
     assert bold == {(1, 2), (0, 3)}  # MCRL best on purchases, SQN on clicks (NaN never best)
     assert "purchase" in html and "<th" in html
+
+
+def test_panels_are_titled_in_words():
+    assert plots.describe("val/purchase/NDCG@10") == "validation purchase NDCG@10"
+    assert plots.describe("loss/transition") == "transition model (InfoNCE)"
+    assert plots.describe("loss/something_new") == "loss: something_new" and plots.describe("other") == "other"
+    curves = pd.DataFrame({"label": ["a"] * 3, "seed": [0] * 3, "step": [1, 2, 3], "val/click/HR@10": [0.1, 0.2, 0.3],
+                           "loss/policy": [3.0, 2.0, 1.0]})
+    fig = plots.learning_curves(curves, ["val/click/HR@10"])
+    assert fig.axes[0].get_title() == "validation click HR@10 during training"
+    assert plots.loss_terms(curves, ["policy"]).axes[0].get_title() == "policy loss (weighted cross-entropy)"
+    assert interactive.learning_curves(curves, "val/click/HR@10").layout.yaxis.title.text == "validation click HR@10"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .plots import COLORS, _colors
+from .plots import COLORS, _colors, describe
 
 
 def learning_curves(curves: pd.DataFrame, metric: str = "val/purchase/NDCG@10") -> go.Figure:
@@ -24,7 +24,9 @@ def learning_curves(curves: pd.DataFrame, metric: str = "val/purchase/NDCG@10") 
             go.Scatter(x=run["step"], y=run[metric], mode="lines+markers", name=f"{label} (seed {seed})",
                        line={"color": colors[label]}, legendgroup=label)
         )
-    fig.update_layout(title=metric, xaxis_title="step", yaxis_title=metric, height=380, template="plotly_white")
+    words = describe(metric)
+    fig.update_layout(title=f"{words} during training (hover for values)", xaxis_title="step", yaxis_title=words,
+                      height=380, template="plotly_white")
     return fig
 
 

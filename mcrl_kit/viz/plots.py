@@ -133,6 +133,27 @@ def popularity_plot(popularity: pd.Series, title: str = "") -> KitFigure:
 
 
 # --- 03/04: learning ---------------------------------------------------------------------
+#: what each logged loss part is, in words (the keys are the algorithms' named loss parts)
+LOSS_WORDS = {
+    "total": "total loss", "ce": "plain cross-entropy", "policy": "policy loss (weighted cross-entropy)",
+    "value": "value loss (TD)", "conservative": "conservative penalty", "anchor": "anchor of the data action",
+    "reward": "reward model (cross-entropy)", "transition": "transition model (InfoNCE)",
+    "v_mean": "mean predicted V(s)", "q_mean": "mean predicted Q(s, a_t)", "td": "TD loss", "td_neg": "TD loss of negatives",
+    "cql": "CQL penalty", "q": "Q loss (TD)",
+}
+
+
+def describe(key: str) -> str:
+    """A history column in words: ``val/purchase/NDCG@10`` → ``validation purchase NDCG@10``, ``loss/ce`` →
+    ``plain cross-entropy``; an unknown key is returned as it is."""
+    parts = key.split("/")
+    if parts[0] in ("val", "test") and len(parts) == 3:
+        return f"{'validation' if parts[0] == 'val' else 'test'} {parts[1]} {parts[2]}"
+    if parts[0] == "loss" and len(parts) == 2:
+        return LOSS_WORDS.get(parts[1], f"loss: {parts[1]}")
+    return key
+
+
 def learning_curves(curves: pd.DataFrame, metrics: Sequence[str] = ("val/purchase/NDCG@10", "loss/ce")) -> KitFigure:
     """One panel per history column: the mean over seeds per label, shaded min–max."""
     metrics = [m for m in metrics if m in curves]
@@ -145,7 +166,8 @@ def learning_curves(curves: pd.DataFrame, metrics: Sequence[str] = ("val/purchas
             if part["seed"].nunique() > 1:
                 ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[label], alpha=0.2)
         ax.set_xlabel("step")
-        ax.set_title(metric)
+        ax.set_ylabel(describe(metric))
+        ax.set_title(f"{describe(metric)} during training")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     return fig
@@ -161,7 +183,7 @@ def loss_terms(curves: pd.DataFrame, terms: Sequence[str], label: str | None = N
     for ax, col in zip(flat, cols):
         agg = part.dropna(subset=[col]).groupby("step")[col].mean()
         ax.plot(agg.index, agg.to_numpy(), color=COLORS[0])
-        ax.set_title(col.removeprefix("loss/"))
+        ax.set_title(describe(col), fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     for ax in flat[n:]:
