@@ -13,7 +13,7 @@
 #
 # Results: benchmarks/results/study/<stage>/comparison.md (.csv, .png, study.json). The run records there are
 # committed and their weights are not (.gitignore), so a fresh clone reports and goes on without retraining.
-# Each stage prints its wall time; the README quotes them.
+# Each stage prints its wall and CPU time; the README quotes them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,11 +21,10 @@ OUT=${STUDY_OUT:-benchmarks/results/study}
 ALGOS=(popularity recency sknn vsknn supervised reward_ce sqn sa2c cql iql mcrl)
 BUDGET=(--algo "${ALGOS[@]}" --trials 10 --steps 1000 --batch-size 256 --backbone gru --threads "${THREADS:-2}")
 
-stage() {  # stage NAME ARGS...: one study, timed
+stage() {  # stage NAME ARGS...: one study, timed (CPU time too: unlike wall time, it holds on a busy machine)
   local name=$1; shift
-  local t0=$SECONDS
-  "$PY" -m mcrl_kit study "$@" --out "$OUT/$name"
-  echo "stage $name: $(( SECONDS - t0 )) s of wall time"
+  local TIMEFORMAT="stage $name: %0R s of wall time, %0U s user + %0S s system CPU"
+  time "$PY" -m mcrl_kit study "$@" --out "$OUT/$name"
 }
 
 run() {
