@@ -498,7 +498,7 @@ def run_study_command(args: argparse.Namespace) -> int:
                      reuse=args.reuse, online_sessions=args.online_sessions)
     plan.check()  # before any data is prepared
     datasets = split_datasets(args.dataset, split_seeds, protocol=args.protocol, scale=args.scale, path=args.path)
-    run_study(datasets, plan, args.out)
+    run_study(datasets, plan, args.out, log=lambda line: print(line, flush=True))
     print((Path(args.out) / "comparison.md").read_text(encoding="utf-8"))
     return 0
 

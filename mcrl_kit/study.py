@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -75,11 +76,11 @@ class StudyPlan:
             raise ConfigError("study --online-sessions", f"is {self.online_sessions}", "give 0 (no online table) or more")
 
 
-def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path) -> dict:
+def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path, log: Callable[[str], None] | None = None) -> dict:
     """Tune on ``datasets[0]``, retrain on every dataset (one per split seed) × init seed; write the results.
 
     Returns ``{"table", "intervals", "best", "budget", "support", "online", "seconds"}`` (frames and dicts; ``online``
-    None off the simulator), also written under ``out``.
+    None off the simulator), also written under ``out``. ``log`` (e.g. ``print``) gets a line per trial and final run.
     """
     plan.check()
     out = Path(out)
@@ -90,7 +91,7 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
             best[algo], budget[algo] = reused[algo]
             continue
         tuner = Tuner(datasets[0], algo, steps=plan.steps, backbone=plan.backbone, batch_size=plan.batch_size,
-                      out=out / "tune", threads=plan.threads)
+                      out=out / "tune", threads=plan.threads, log=log)
         trials = tuner.run(plan.trials)
         done = trials[trials["state"] != "FAIL"]
         complete = trials[trials["state"] == "COMPLETE"]
@@ -105,7 +106,11 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
     for data in datasets:
         for seed in plan.seeds:
             for algo in plan.algos:
+                started = time.perf_counter()
                 finals.append(_final_run(data, algo, best[algo]["params"], seed, plan, out / "final"))
+                if log is not None:
+                    log(f"final run {len(finals)} of {len(datasets) * len(plan.seeds) * len(plan.algos)}: {algo}, split "
+                        f"{_split_seed(data)}, init seed {seed} ({time.perf_counter() - started:.0f} s)")
 
     table = compare_runs(finals)
     groups = grouped_runs(finals)

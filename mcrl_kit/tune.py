@@ -32,7 +32,8 @@ import dataclasses
 import json
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class Tuner:
     progress: bool = False
     #: an Optuna pruner, asked at every validation (default: the median rule after two complete trials)
     pruner: Any = None
+    #: called with one line per finished trial (``study`` passes ``print``: a long study says where it is)
+    log: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out) if self.out else Path("build") / "tune"
@@ -137,16 +140,25 @@ class Tuner:
                 trial.set_user_attr("index", drawn)  # its place in the order of draws
             params = {name: _suggest(trial, name, p) for name, p in self.space.items()}
             reached = {"step": 0}
+            started = time.perf_counter()
             try:
                 value, steps, folder = self._objective(params, trial, reached)
             except optuna.TrialPruned:  # a pruned trial counts in the budget with the steps it trained
                 trial.set_user_attr("steps", reached["step"])
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                self._say(f"{self.name}: trial {drawn + 1} of {target} pruned at step {reached['step']:,} "
+                          f"({time.perf_counter() - started:.0f} s)")
                 continue
             trial.set_user_attr("steps", steps)
             trial.set_user_attr("run", str(folder))
             study.tell(trial, value)
+            self._say(f"{self.name}: trial {drawn + 1} of {target}: validation {value:.4f} "
+                      f"({time.perf_counter() - started:.0f} s)")
         return self.table(study)
+
+    def _say(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
 
     def _retry_dead(self, study) -> None:
         """A RUNNING trial of a dead process on this host: fail it and enqueue its parameters again."""

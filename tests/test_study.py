@@ -25,10 +25,14 @@ def splits():
 def test_a_study_tunes_retrains_over_splits_and_compares(splits, tmp_path):
     plan = StudyPlan(algos=["popularity", "supervised", "reward_ce"], trials=2, steps=10, split_seeds=(0, 1), seeds=(0,),
                      batch_size=32, n_boot=200, threads=1, online_sessions=50)
+    lines = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KitWarning)
-        result = run_study(splits, plan, tmp_path)
+        result = run_study(splits, plan, tmp_path, log=lines.append)
     assert result["budget"]["supervised"] == result["budget"]["reward_ce"] == {"trials": 2, "steps": 20}
+    # a line per trial (5: one for popularity) and per final run (6), so a long study says where it is
+    assert sum(": trial " in line for line in lines) == 5 and "supervised-gru-10steps: trial 2 of 2: validation" in "".join(lines)
+    assert [line.split(":")[0] for line in lines if line.startswith("final run")] == [f"final run {i} of 6" for i in range(1, 7)]
     assert result["budget"]["popularity"]["trials"] == 1
     table = result["table"].set_index("label")
     assert (table["seeds"] == 2).all() and len(table) == 3  # 2 split seeds × 1 init seed per method
