@@ -216,6 +216,8 @@ def _site_in_browser(index, pages):
             for name in pages:
                 page.goto((index.parent / name).as_uri())
                 assert page.locator(".jp-Cell").count() > 3, name
+                if name.startswith("05_"):  # its equations typeset by the local MathJax (no network here)
+                    page.locator(".MathJax, .MathJax_Display, mjx-container").first.wait_for(timeout=60_000)
                 page.screenshot(path=str(shots / name.replace(".html", ".png")), full_page=False)
             assert errors == [], errors
         finally:
