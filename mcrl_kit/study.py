@@ -167,8 +167,8 @@ def _online(out: Path, plan: StudyPlan, data: PreparedData, groups) -> pd.DataFr
 
 
 def _seconds(out: Path) -> dict[str, float]:
-    """Training seconds summed from every trial's and final run's ``timing.csv`` (compute, not wall time: a
-    study resumed over several sessions adds up its parts)."""
+    """Training seconds summed from every trial's and final run's ``timing.csv`` (each run's own wall time, so a
+    study resumed over several sessions adds up its parts, and its idle time between them does not count)."""
     total = {"tune": 0.0, "final": 0.0}
     for part in total:
         for timing in (out / part).glob("**/timing.csv"):
@@ -238,8 +238,8 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
         lines += ["", f"Online (the closed loop, `mcrl_kit/online.py`): each method's first final run recommends a slate of 10 "
                       f"to the same {plan.online_sessions:,} fresh simulated users; per-session mean [95 % interval]:", "",
                   format_online(online.assign(policy=online["policy"].map(_short_label)), markdown=True)]
-    lines += ["", f"Training time (summed over runs; compute, not wall time): tuning {seconds['tune'] / 3600:.2f} h, "
-                  f"final runs {seconds['final'] / 3600:.2f} h."]
+    lines += ["", f"Training time, each run's own wall time summed over the runs (longer where runs shared a busy "
+                  f"machine): tuning {seconds['tune'] / 3600:.2f} h, final runs {seconds['final'] / 3600:.2f} h."]
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
     with atomic_path(out / "comparison.csv") as tmp:
