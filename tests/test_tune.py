@@ -103,3 +103,24 @@ def test_pruned_trials_count_in_the_budget_with_the_steps_they_trained(tiny_data
     table = quiet(Tuner(tiny_data, "supervised", steps=STEPS, batch_size=32, eval_every=5, out=tmp_path, threads=1,
                         pruner=always).run, 2)
     assert len(table) == 2 and (table["state"] == "PRUNED").all() and table["steps"].tolist() == [5, 5]
+
+
+def test_the_default_search_and_pruner(tiny_data, tmp_path):
+    """The learning rate around the reference's (not down where a short budget never moves), TPE guided after a
+    few random trials, and no trial pruned at its first validation."""
+    from mcrl_kit.tune import COMMON_SEARCH, STARTUP_TRIALS
+
+    lr = COMMON_SEARCH["train.lr"]
+    assert lr.log and lr.low <= 0.005 and 0.01 <= lr.high and lr.low >= 1e-3
+    assert STARTUP_TRIALS < 10  # a 10-trial budget is not a random search
+    study = Tuner(tiny_data, "supervised", steps=40, out=tmp_path).study()
+    for _ in range(2):  # two complete trials that scored well at every validation (every steps // 4 = 10)
+        done = study.ask()
+        for step in (10, 20, 30, 40):
+            done.report(0.9, step)
+        study.tell(done, 0.9)
+    slow = study.ask()
+    slow.report(0.01, 10)
+    assert not slow.should_prune()  # its first validation: a slow start is no verdict
+    slow.report(0.01, 20)
+    assert slow.should_prune()  # its second, still below the median: pruned
