@@ -135,3 +135,9 @@ def test_the_readme_section_is_computed_from_the_studys_files(splits, tmp_path):
     row = intervals[(intervals["label"] == mcrl) & intervals["reference"].str.contains("reward_ce")].iloc[0]
     assert f"purchase NDCG@10 {row['purchase NDCG@10 Δ']:+.3f} [{row['purchase NDCG@10 low']:+.3f}," in text
     assert "**Online**" in text and "users left alone" in text
+    summary = tool.findings(tmp_path / "results")
+    verdict = ("above" if row["purchase NDCG@10 low"] > 0 else "below" if row["purchase NDCG@10 high"] < 0
+               else "indistinguishable from")
+    assert f"against reward_ce MCRL is {verdict} it on purchases" in summary
+    rank = int((table["purchase NDCG@10"] > table.loc[mcrl, "purchase NDCG@10"]).sum()) + 1
+    assert f"purchase NDCG@10: best {tool.method(table['purchase NDCG@10'].idxmax())}, MCRL {rank} of 3" in summary

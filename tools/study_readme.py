@@ -1,7 +1,7 @@
 """The README's equal-budget section, written from the studies ``benchmarks/readme_study.sh`` ran.
 
     .venv/bin/python tools/study_readme.py            # print the section
-    .venv/bin/python tools/study_readme.py --readme   # write it into README.md (between the `study` markers)
+    .venv/bin/python tools/study_readme.py --readme   # write it into README.md (the `study` and `findings` markers)
 
 For each stage found under ``benchmarks/results/study`` (``small-sqn``, ``small-time``,
 ``retailrocket-sample``): the study's own ``comparison.md`` (protocol, budget, support, table, intervals,
@@ -87,6 +87,45 @@ def reading(folder: Path) -> list[str]:
     return lines
 
 
+FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
+
+
+def findings(root: Path = RESULTS) -> str:
+    """The README's opening summary: per finished stage, who wins each primary metric and where MCRL stands
+    against the control, computed from the same files as the section (so the two cannot disagree)."""
+    lines = []
+    for stage, title in STAGES.items():
+        folder = root / stage
+        if not (folder / "comparison.csv").exists():
+            continue
+        table = pd.read_csv(folder / "comparison.csv")
+        table["method"] = table["label"].map(method)
+        col = table.set_index("method")
+        parts = []
+        for metric in PRIMARY:
+            part = f"{metric}: best {col[metric].idxmax()}"
+            if "mcrl" in col.index:
+                part += f", MCRL {ordinal_rank(col[metric], 'mcrl')} of {len(col)}"
+            parts.append(part)
+        verdicts = []
+        if (folder / "intervals.csv").exists() and "mcrl" in col.index:
+            intervals = pd.read_csv(folder / "intervals.csv")
+            intervals["method"] = intervals["label"].map(method)
+            for reference, frame in intervals.groupby("reference", sort=False):
+                row = frame[frame["method"] == "mcrl"]
+                if row.empty:
+                    continue
+                row = row.iloc[0]
+                words = [("above" if row[f"{m} low"] > 0 else "below" if row[f"{m} high"] < 0 else "indistinguishable from")
+                         for m in PRIMARY]
+                verdicts.append(f"against {method(reference)} MCRL is {words[0]} it on purchases and {words[1]} it on clicks")
+        lines.append(f"- **{title}**: " + "; ".join(parts) + (f"; {'; '.join(verdicts)}" if verdicts else "") + ".")
+    if not lines:
+        return "(the equal-budget study has not run yet: see \"Every method on one budget\")"
+    return ("What the equal-budget study finds (details, budgets and intervals in \"Every method on one budget\" "
+            "below; \"above\"/\"below\" mean a 95 % paired bootstrap interval that excludes 0):\n\n" + "\n".join(lines))
+
+
 def section(root: Path = RESULTS, figures: Path | None = None) -> str:
     parts = []
     for stage, title in STAGES.items():
@@ -118,7 +157,10 @@ def main() -> None:
     text = section(Path(args.root), paths.home() / "figures" / "readme" if args.readme else None)
     print(text)
     if args.readme:
-        replace_section(paths.home() / "README.md", README_START, README_END, f"{README_START}\n{text}\n{README_END}")
+        readme = paths.home() / "README.md"
+        replace_section(readme, README_START, README_END, f"{README_START}\n{text}\n{README_END}")
+        replace_section(readme, FINDINGS_START, FINDINGS_END,
+                        f"{FINDINGS_START}\n{findings(Path(args.root))}\n{FINDINGS_END}")
 
 
 if __name__ == "__main__":
