@@ -210,7 +210,8 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
     protocol = datasets[0].config.protocol
     split = _split_seed(datasets[0])
     where = (f"best configurations reused from `{plan.reuse}` (tuned there, not on this data)" if plan.reuse else
-             f"tuned on split seed {split}; budget per method: {plan.trials} trials × {plan.steps:,} steps "
+             f"tuned on {'its one split' if protocol == 'time' else f'split seed {split}'}; budget per method: "
+             f"{plan.trials} trials × {plan.steps:,} steps "
              "(one trial where there is nothing to search)")
     lines = [
         f"Protocol `{protocol}`; {where}; final runs: {len(datasets)} split × {len(plan.seeds)} init seeds, "
