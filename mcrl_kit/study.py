@@ -217,7 +217,8 @@ def _write(out: Path, plan: StudyPlan, table: pd.DataFrame, intervals, best: dic
         f"Protocol `{protocol}`; {where}; final runs: {len(datasets)} split × {len(plan.seeds)} init seeds, "
         f"{plan.backbone}, test split.",
         "",
-        "Budget used: " + "; ".join(f"{a} {b['trials']} trials, {b['steps']:,} steps" for a, b in budget.items()) + ".",
+        ("Tuning budget used where the configurations were tuned: " if plan.reuse else "Budget used: ")
+        + "; ".join(f"{a} {b['trials']} trials, {b['steps']:,} steps" for a, b in budget.items()) + ".",
         "",
         "Support (test events each metric averages over, per split seed): "
         + "; ".join(f"split {s}: {c.get('click', 0):,} clicks, {c.get('purchase', 0):,} purchases" for s, c in support.items())

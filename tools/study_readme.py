@@ -42,13 +42,28 @@ def ordinal_rank(values: pd.Series, name: str) -> int:
     return int((values > values[name]).sum()) + 1
 
 
+def support_of(folder: Path) -> tuple[float, float]:
+    """Mean test clicks and purchases per split of a stage (its study.json)."""
+    support = json.loads((folder / "study.json").read_text(encoding="utf-8")).get("support", {})
+    if not support:
+        return float("nan"), float("nan")
+    return (sum(c.get("click", 0) for c in support.values()) / len(support),
+            sum(c.get("purchase", 0) for c in support.values()) / len(support))
+
+
 def reading(folder: Path) -> list[str]:
     """The sentences under one stage's table, each computed from its files."""
     table = pd.read_csv(folder / "comparison.csv")
     table["method"] = table["label"].map(method)
     means = table.set_index("method")
     n = len(means)
+    clicks, purchases = support_of(folder)
     lines = []
+    if purchases < 100:
+        lines.append(f"**What this can show**: {purchases:.0f} test purchases and {clicks:.0f} test clicks per split on "
+                     f"average, so one purchase hit moves a purchase metric by about {1 / max(purchases, 1):.2f}: the "
+                     "click columns carry what evidence there is, and a purchase difference is noise unless its interval "
+                     "says otherwise. It cannot show how the methods compare at the paper's scale.")
     for metric in PRIMARY:
         col = means[metric]
         best = col.idxmax()
@@ -119,7 +134,9 @@ def findings(root: Path = RESULTS) -> str:
                 words = [("above" if row[f"{m} low"] > 0 else "below" if row[f"{m} high"] < 0 else "indistinguishable from")
                          for m in PRIMARY]
                 verdicts.append(f"against {method(reference)} MCRL is {words[0]} it on purchases and {words[1]} it on clicks")
-        lines.append(f"- **{title}**: " + "; ".join(parts) + (f"; {'; '.join(verdicts)}" if verdicts else "") + ".")
+        clicks, purchases = support_of(folder)
+        lines.append(f"- **{title}** ({clicks:,.0f} test clicks and {purchases:,.0f} purchases per split): "
+                     + "; ".join(parts) + (f"; {'; '.join(verdicts)}" if verdicts else "") + ".")
     if not lines:
         return "(the equal-budget study has not run yet: see \"Every method on one budget\")"
     return ("What the equal-budget study finds (details, budgets and intervals in \"Every method on one budget\" "
