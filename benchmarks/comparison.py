@@ -189,6 +189,41 @@ def reading(t: pd.DataFrame, columns) -> str:
     return "Read off the table (means over the seeds finished; one seed is no evidence of a difference):\n\n" + "\n".join(lines)
 
 
+def sampler_reading(t: pd.DataFrame, columns) -> str:
+    """Per algorithm and metric: the best sampler × K and where the reference's uniform K = 10 stands."""
+    means = t.attrs.get("means", {})
+    lines = []
+    for algo in ("MCRL", "SA2C"):
+        rows = {k[0]: v for k, v in means.items() if k[0].startswith(f"{algo}, ")}
+        if len(rows) < 2:
+            continue
+        for c in columns:
+            order = sorted(rows, key=lambda k: -rows[k][c])
+            text = f"- {algo}, {c}: best {order[0].removeprefix(algo + ', ')} {rows[order[0]][c]:.3f}, worst " \
+                   f"{order[-1].removeprefix(algo + ', ')} {rows[order[-1]][c]:.3f}"
+            default = f"{algo}, uniform, K=10"
+            if default in rows:
+                text += f"; the default uniform K = 10 {rows[default][c]:.3f}, {order.index(default) + 1} of {len(order)}"
+            lines.append(text + ".")
+    if not lines:
+        return ""
+    return "Read off the table (means over the seeds finished):\n\n" + "\n".join(lines)
+
+
+def can_show(todo: list) -> str:
+    """What a table over few logged events can and cannot show (from a finished run's counts)."""
+    for _, _, study, _, variant, seed in todo:
+        f = folder(study, variant, seed)
+        if (f / "metrics.json").exists():
+            test = load_run_metrics(f)[1]["count"]["test"]
+            return (f"**What this can show**: {test['purchase']} test purchases and {test['click']:,} test clicks, so one "
+                    f"purchase hit moves a purchase metric by {1 / max(test['purchase'], 1):.2f} and one click hit a click "
+                    f"metric by {1 / max(test['click'], 1):.3f}: the click columns carry what evidence there is; a "
+                    "purchase difference of a few hundredths is one or two events. It shows how the methods do on real "
+                    "sessions of this shop at this size, not how they compare at the paper's scale.")
+    return ""
+
+
 def figure(t: pd.DataFrame, metric: str, title: str):
     """The table's ``metric`` as bars (mean ± std over the seeds finished), for the README."""
     from mcrl_kit.viz.plots import ablation_bars
@@ -237,6 +272,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
         f"{seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
+        + ("\n\n" + sampler_reading(t, ("purchase NDCG@10", "click NDCG@10")) if len(t) else "")
     )
     if "retailrocket-sample" in data:
         real = jobs("real", data, root, threads, plan)
@@ -245,6 +281,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
             f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
             f"seeds ({seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
             + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
+            + ("\n\n" + can_show(real) if len(t) else "")
         )
     return "\n\n".join(parts)
 

@@ -235,3 +235,4 @@ def test_comparison_study_quick_runs_resumes_and_writes_its_readme_tables(tmp_pa
     for label in comparison.sampler_variants(20, (1,)):
         assert f"| {label} | 1 |" in readme, label
     assert "no per-method tuning" in readme
+    assert "- MCRL, purchase NDCG@10: best " in readme and "- SA2C, click NDCG@10: best " in readme  # the samplers, read
