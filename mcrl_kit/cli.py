@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -678,6 +679,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Under torchrun, a command that ended on an error still lets its process group go with the others
+    (a group left to the interpreter's exit can abort one rank with a C++ terminate)."""
+    if "torch.distributed" not in sys.modules:  # never imports torch for a command that did not
+        return
+    from .devices import shutdown
+
+    try:
+        shutdown(int(os.environ.get("WORLD_SIZE", "1")), after_error=True)
+    except (RuntimeError, ValueError):
+        pass
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

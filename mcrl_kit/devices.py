@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -50,16 +51,29 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def shutdown(world: int) -> None:
-    """End the process group, every rank together (a no-op in one process).
+def shutdown(world: int, *, after_error: bool = False) -> None:
+    """End the process group, every rank together (a no-op in one process or without a group).
 
     The barrier first: a rank that tears its gloo pairs down while another still has work in flight
     on them can be aborted by the C++ runtime at exit ("terminate called without an active exception",
-    seen once in CI on rank 1 of a finished run).
+    seen in CI on rank 1 of a finished run, and of a run every rank refused). After an error the
+    other ranks may never come (an error only this rank saw), so the barrier there waits a bounded
+    time (gloo's monitored barrier) and a failed or timed-out wait is no second error.
     """
-    if world > 1 and dist.is_available() and dist.is_initialized():
+    if not (world > 1 and dist.is_available() and dist.is_initialized()):
+        return
+    if not after_error:
         dist.barrier()
-        dist.destroy_process_group()
+    elif dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=ERROR_BARRIER_S), wait_all_ranks=True)
+        except RuntimeError:  # a rank that exited already, or never came: nothing left to wait for
+            pass
+    dist.destroy_process_group()
+
+
+#: how long a rank that ends on an error waits for the others before it lets its process group go
+ERROR_BARRIER_S = 20
 
 
 def rank_device(device: torch.device, world: int) -> torch.device:

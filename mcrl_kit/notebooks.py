@@ -379,8 +379,24 @@ small CI profile (the tiny simulator, a few hundred steps, GRU backbone); figure
 Minutes: measured by `{command}` on the project's 2-core CPU machine, the series in
 order into a fresh folder (05–07 reuse runs that 03–04 trained).
 
-**Open them in JupyterLab**: `.venv/bin/jupyter lab notebooks/`, then *Run → Run All
-Cells*. `07_inspector` is an interactive panel: pick a session (dropdown or slider,
+**Open them in JupyterLab**: `make lab` (or `.venv/bin/python -m mcrl_kit lab`), then *Run → Run All
+Cells*. It opens JupyterLab (on 127.0.0.1) on **copies** of the notebooks under `build/lab/notebooks/`:
+JupyterLab autosaves a running notebook with its outputs, and in `notebooks/` that would write outputs
+into the tracked files (then `make test` fails on "committed notebook has outputs"). A copy that exists
+is your work and is kept; `make lab LAB_ARGS="--refresh 06"` replaces one by the tracked version.
+Progress bars are on in JupyterLab and off in headless runs (`SHOW_PROGRESS = None`: auto).
+
+**Read them without running**: `make site` executes the series (CI profile) and renders the executed
+copies to static HTML under `build/site/` (`index.html`, one page per notebook, figures embedded,
+equations typeset by a local MathJax, so it reads offline; the inspector shows a static snapshot
+there). `python -m mcrl_kit notebooks --out DIR --site` does the same for any profile. The method,
+the protocols and the baselines are written down in [`docs/`](docs/README.md).
+
+**Figures** are matplotlib, one definition each (`mcrl_kit/viz/plots.py`): the same PNG in JupyterLab,
+in an executed copy, on the site and under `figures/`. The one plotly figure is the inspector's live
+chart, for hover and zoom; its static snapshot draws the same values with matplotlib.
+
+`07_inspector` is an interactive panel: pick a session (dropdown or slider,
 "has purchase" filter) and read per step the values against the Monte-Carlo return,
 the reward model's probabilities and each policy's top-k with the logged item marked.
 

@@ -42,7 +42,7 @@
 from mcrl_kit import experiments
 from mcrl_kit.data import episodes
 from mcrl_kit.notebooks import write_metrics
-from mcrl_kit.viz import interactive, plots
+from mcrl_kit.viz import plots
 
 # %% full={"SCALE": "retailrocket"} tags=["parameters"]
 DATASET = "auto"  # auto: the RetailRocket sample when ../shared has it, else the simulator
@@ -100,12 +100,6 @@ fig
 # so the line lies on or above every bar and meets the last one. A purchase lifts the line at
 # every earlier step, shrinking by a factor $\gamma$ per step back.
 #
-# The same session to explore: hover a bar for the state and action of that step.
-
-# %%
-interactive.session_mdp(first, title=f"session {sessions[0]} (γ = {GAMMA})")
-
-# %% [markdown]
 # Another example, the last of the `EXAMPLES` sessions (`example_sessions` picks ones
 # without a purchase after the first, when there are such sessions):
 

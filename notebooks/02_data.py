@@ -27,7 +27,7 @@ from mcrl_kit import experiments
 from mcrl_kit.data import stats
 from mcrl_kit.data.simulator import world_summary
 from mcrl_kit.notebooks import write_metrics
-from mcrl_kit.viz import interactive, plots
+from mcrl_kit.viz import plots
 
 # %% full={"COMPARE_SCALES": ["tiny", "small", "retailrocket", "yoochoose"], "COMPARE_SESSIONS": 20000, "SCALE": "retailrocket"} tags=["parameters"]
 DATASET = "simulator"  # simulator | retailrocket-sample | yoochoose-sample | retailrocket | yoochoose | events
@@ -93,11 +93,7 @@ fig
 # **What this shows.** The x-axis counts events per session (clipped at the 99th
 # percentile, so the last bar gathers the tail); the y-axis is the number of sessions, on a
 # log scale. A slow decay to the right is a heavy tail.
-
-# %%
-interactive.session_lengths(lengths)
-
-# %% [markdown]
+#
 # ## 4 · Item popularity
 #
 # A few items get most of the events. Popularity is the baseline any sequential model must

@@ -30,7 +30,7 @@
 # %%
 from mcrl_kit import experiments
 from mcrl_kit.notebooks import write_metrics
-from mcrl_kit.viz import interactive, plots
+from mcrl_kit.viz import plots
 
 # %% full={"BACKBONE": "sasrec", "BATCH_SIZE": 256, "DEVICE": "auto", "EVAL_EVERY": 4000, "SCALE": "retailrocket", "SEEDS": [0, 1, 2], "STEPS": 40000, "THREADS": null} tags=["parameters"]
 DATASET = "simulator"  # simulator | retailrocket-sample | retailrocket | yoochoose | events
@@ -129,11 +129,7 @@ fig
 # all three methods even when SA2C optimises $w_t \mathcal{L}_{\mathrm{CE}}$. Curves still rising at
 # the last step mean the budget ended before convergence. SA2C trains as SNQN up to the
 # switch; a change of slope there is the weighting and the lower learning rate taking over. Purchase curves rest on few validation events, so they are noisier.
-
-# %%
-interactive.learning_curves(curves, "val/purchase/NDCG@10")
-
-# %% [markdown]
+#
 # ## 4 · Results on the test split
 #
 # Each run is scored with the weights of its selected step, on every test event, over all
@@ -153,9 +149,10 @@ experiments.styled_compare(table)
 # `params` column does not depend on training: the SQN family is the larger, for the same
 # backbone.
 #
-# **If this table disagrees with the README.** The README's comparison trains on the `small`
-# simulator for thousands of steps with several seeds, where the RL heads help purchases. A
-# 200-step run on `tiny` is not that study: every method is still far from converged, SQN
+# **If this table disagrees with the README.** The README's comparisons train on the `small`
+# simulator for a thousand steps per tuning trial (the equal-budget study) or four thousand at the
+# defaults, with several seeds; read them for how the methods compare there (the two need not
+# agree either: tuning changes the order). A 200-step run on `tiny` is not that study: every method is still far from converged, SQN
 # and SA2C must learn a critic from scratch before their extra terms carry any signal, SA2C
 # has only half the budget with its advantage weight — from a critic that has barely
 # trained, and at the lower learning rate — and the test purchases number a few dozen. Here

@@ -33,7 +33,7 @@
 # %%
 from mcrl_kit import experiments, probes
 from mcrl_kit.notebooks import write_metrics
-from mcrl_kit.viz import interactive, plots
+from mcrl_kit.viz import plots
 
 # %% full={"BACKBONE": "sasrec", "BATCH_SIZE": 256, "DEVICE": "auto", "EVAL_EVERY": 4000, "SCALE": "retailrocket", "SEEDS": [0, 1, 2], "STEPS": 40000, "THREADS": null} tags=["parameters"]
 DATASET = "simulator"  # simulator | retailrocket-sample | retailrocket | yoochoose | events
@@ -214,18 +214,20 @@ experiments.styled_compare(table)
 # a near-constant bootstrap and MCRL trains roughly as a reward-weighted CE; its auxiliary
 # models have had as few steps to shape the encoder, and the test split holds a few dozen
 # purchases.
-# The README's study (the `small` simulator, thousands of steps, several seeds, with the
-# reward-weighted CE `reward_ce` as a control) is the one to read for how MCRL compares;
-# its older MCRL table, measured on the uncalibrated simulator, is marked stale there.
+# The README's equal-budget study (the `small` simulator, every method tuned on the same budget,
+# several split seeds, with the reward-weighted CE `reward_ce` as a control and paired intervals)
+# is the one to read for how MCRL compares.
 
 # %%
-interactive.learning_curves(curves, "val/purchase/NDCG@10")
+fig = plots.learning_curves(curves, ["val/purchase/NDCG@10", "val/click/NDCG@10"])
+plots.save_figure(fig, "04_learning_curves")
+fig
 
 # %% [markdown]
-# **What this shows.** Validation purchase NDCG@10 against the step, one line per method and
-# seed, to hover and zoom. The table scores each run at its best validation point of the
-# selection metric — click NDCG@10 where training warned of too few purchases — so that
-# step need not be this curve's peak.
+# **What this shows.** Validation NDCG@10 for purchases (left) and clicks (right) against the
+# step, one line per method (the mean over seeds, the band their range when there are several).
+# The table scores each run at its best validation point of the selection metric — click
+# NDCG@10 where training warned of too few purchases — so that step need not be a curve's peak.
 
 # %%
 write_metrics("04_mcrl", {

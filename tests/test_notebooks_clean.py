@@ -142,3 +142,18 @@ def test_papermill_reads_every_parameter_without_a_warning(path, caplog):
         found = papermill.inspect_notebook(str(path))
     assert set(found) == set(declared_parameters(path))
     assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
+
+
+def test_the_readmes_notebook_section_is_what_update_readme_writes():
+    """Hand edits of the README's notebook section would be lost at the next `--update-readme`: the section
+    must be the template's, with the README's own minutes (and every notebook of the folder listed)."""
+    import re
+
+    from mcrl_kit.notebooks import README_END, README_START, readme_section
+
+    readme = (paths.home() / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(README_START):readme.index(README_END) + len(README_END)]
+    minutes = {m[1]: float(m[2]) * 60 for m in re.finditer(r"\| (\d\d) \| \[`\d\d_\w+`\]\(notebooks/\S+\) \| [^|]+ \| ([\d.]+) \|", section)}
+    command = re.search(r"Minutes: measured by `([^`]+)`", section)[1]
+    assert section == readme_section(minutes, command)
+    assert set(minutes) == set(find_notebooks())
