@@ -19,9 +19,10 @@ demo: $(STAMP)
 	$(PY) -m mcrl_kit demo $(DEMO_ARGS)
 
 # unit tests without nbmake's plugin (it costs ~4 s per start), notebooks separately
+# -rs: each skip's reason; --durations=25: the slowest tests, where CI time goes
 test: $(STAMP)
-	$(PY) -m pytest -p no:nbmake -q tests
-	MCRL_HEADLESS=1 $(PY) -m pytest -q --nbmake notebooks
+	$(PY) -m pytest -p no:nbmake -q -rs --durations=25 tests
+	MCRL_HEADLESS=1 $(PY) -m pytest -q -rs --durations=25 --nbmake notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest -p no:nbmake -q tests -m "not slow and not browser"
