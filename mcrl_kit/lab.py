@@ -66,13 +66,30 @@ def workspace(dest: str | Path | None = None, refresh: Iterable[str] = ()) -> tu
 
 
 def lab_command(root: Path, port: int | None = None, browser: bool = True) -> list[str]:
-    """The JupyterLab command line on ``root``: bound to 127.0.0.1 only."""
+    """The JupyterLab command line on ``root``: bound to 127.0.0.1 only.
+
+    The kernel's messages to the server are encrypted (CurveZMQ keys the server provisions when the
+    kernelspec declares support, as ipykernel's does): code and outputs are not plain text on the
+    loopback, and ipykernel's "Kernel is running over TCP without encryption" warning does not apply.
+    (IPC sockets would avoid TCP altogether but break on a long runtime path: a socket path is
+    limited to ~107 bytes.)
+    """
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}", "--ServerApp.ip=127.0.0.1"]
+    if _has_curve():  # asked for without libsodium in libzmq, the server would refuse to start
+        cmd.append("--KernelManager.transport_encryption=auto")
     if port:
         cmd.append(f"--ServerApp.port={port}")
     if not browser:
         cmd.append("--no-browser")
     return cmd
+
+
+def _has_curve() -> bool:
+    try:
+        import zmq
+    except ImportError:
+        return False
+    return bool(zmq.has("curve"))
 
 
 def open_lab(dest: str | Path | None = None, refresh: Iterable[str] = (), port: int | None = None,

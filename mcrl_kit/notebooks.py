@@ -380,7 +380,9 @@ Minutes: measured by `{command}` on the project's 2-core CPU machine, the series
 order into a fresh folder (05–07 reuse runs that 03–04 trained).
 
 **Open them in JupyterLab**: `make lab` (or `.venv/bin/python -m mcrl_kit lab`), then *Run → Run All
-Cells*. It opens JupyterLab (on 127.0.0.1) on **copies** of the notebooks under `build/lab/notebooks/`:
+Cells*. It opens JupyterLab (on 127.0.0.1, the kernel's messages encrypted with CurveZMQ keys the server
+provisions, so ipykernel's "running over TCP without encryption" warning does not appear) on **copies**
+of the notebooks under `build/lab/notebooks/`:
 JupyterLab autosaves a running notebook with its outputs, and in `notebooks/` that would write outputs
 into the tracked files (then `make test` fails on "committed notebook has outputs"). A copy that exists
 is your work and is kept; `make lab LAB_ARGS="--refresh 06"` replaces one by the tracked version.

@@ -19,7 +19,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from mcrl_kit import paths
-from mcrl_kit.lab import workspace
+from mcrl_kit.lab import lab_command, workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -92,16 +91,15 @@ def lab(tmp_path):
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false"}))
     log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0", "--allow-root",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+    proc = subprocess.Popen(  # make lab's command line, with a token and without news or update checks
+        [*lab_command(root, port, browser=False), f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0",
+         "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: proc.poll() is None and _get(f"{base}/api/status", token), 90, "the JupyterLab server")
-        yield base, token, root
+        yield base, token, tmp_path / "lab.log"
     finally:
         proc.terminate()
         try:
@@ -123,7 +121,7 @@ def test_inspector_in_jupyterlab(lab):
     from playwright.sync_api import expect, sync_playwright
 
     chromium = _chromium()
-    base, token, _ = lab
+    base, token, log = lab
     tracked = {p.name: p.read_bytes() for p in paths.notebooks_dir().glob("*.ipynb")}
     shots = paths.build_dir() / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
@@ -182,3 +180,6 @@ def test_inspector_in_jupyterlab(lab):
             browser.close()
     # running (and JupyterLab's autosave) wrote into the work copies only
     assert {p.name: p.read_bytes() for p in paths.notebooks_dir().glob("*.ipynb")} == tracked
+    # the kernel's messages were encrypted (make lab provisions CurveZMQ keys): no plain-TCP warning in the server log
+    text = log.read_text()
+    assert "Kernel started" in text and "without encryption" not in text, text[-2000:]

@@ -51,6 +51,8 @@ def test_workspace_refuses_unknown_notebooks_and_the_project_folder(tmp_path):
 def test_lab_command_binds_to_localhost_and_the_cli_dry_run(tmp_path):
     cmd = lab.lab_command(tmp_path, port=8899, browser=False)
     assert "--ServerApp.ip=127.0.0.1" in cmd and f"--ServerApp.root_dir={tmp_path}" in cmd and "--no-browser" in cmd
+    # the kernel's messages encrypted (CurveZMQ) where pyzmq can: it can here
+    assert ("--KernelManager.transport_encryption=auto" in cmd) == lab._has_curve() and lab._has_curve()
     out = subprocess.run([sys.executable, "-m", "mcrl_kit", "lab", "--dir", str(tmp_path / "w"), "--dry-run"],
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert "copied from notebooks/" in out and "127.0.0.1" in out
