@@ -118,6 +118,12 @@ def folder(study: experiments.Study, variant, seed: int) -> Path:
     return experiments.run_folder(study.root, study.config(algo, params, seed))
 
 
+def progress(todo: list) -> str:
+    """``"N of M planned runs finished"`` for a part's jobs: a table cut short says how short."""
+    done = sum((folder(j[2], j[4], j[5]) / "metrics.json").exists() for j in todo)
+    return f"{done} of {len(todo)} planned runs finished"
+
+
 def run(todo: list, shard: tuple[int, int]) -> None:
     i, n = shard
     mine = [j for k, j in enumerate(todo) if k % n == i]
@@ -260,7 +266,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
         f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
-        f"Runs so far took {seconds / 3600:.1f} h of wall time summed over runs (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+        f"Runs: {progress(main)}, {seconds / 3600:.1f} h of wall time summed over them (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
         + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"))
         + (f"\n\n![purchase NDCG@10 per method](figures/readme/{FIGURE}.png)" if figures and len(t) else "")
     )
@@ -271,7 +277,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
     t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
-        f"{seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
+        f"{progress(samp)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
         + ("\n\n" + sampler_reading(t, ("purchase NDCG@10", "click NDCG@10")) if len(t) else "")
     )
     if "retailrocket-sample" in data:
@@ -279,7 +285,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
         t, seconds = table(real, REAL_COLUMNS)
         parts.append(
             f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
-            f"seeds ({seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+            f"seeds ({progress(real)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
             + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
             + ("\n\n" + can_show(real) if len(t) else "")
         )

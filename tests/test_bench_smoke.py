@@ -235,4 +235,7 @@ def test_comparison_study_quick_runs_resumes_and_writes_its_readme_tables(tmp_pa
     for label in comparison.sampler_variants(20, (1,)):
         assert f"| {label} | 1 |" in readme, label
     assert "no per-method tuning" in readme
+    n_samplers = len(comparison.sampler_variants(20, (1,)))
+    assert "Runs: 16 of 16 planned runs finished" in readme  # how much of each part is done
+    assert f"the main table's runs; {n_samplers} of {n_samplers} planned runs finished" in readme
     assert "- MCRL, purchase NDCG@10: best " in readme and "- SA2C, click NDCG@10: best " in readme  # the samplers, read

@@ -100,7 +100,7 @@ def test_readme_section(tmp_path):
     text = readme.read_text()
     assert text.startswith("# kit\n\nintro\n\n<!-- notebooks:start -->") and text.endswith("<!-- notebooks:end -->\n\n## Later\n")
     assert "STALE TABLE" not in text and "| 03 | [`03_baselines`](notebooks/03_baselines.ipynb) |" in text and "| 3.0 |" in text
-    assert "`CMD`" in text and "jupyter lab notebooks/" in text and "-p STEPS 2000" in text
+    assert "`CMD`" in text and "`make lab`" in text and "-p STEPS 2000" in text
     assert "| – |" in readme_section({"01": 30}, "x")
     assert "| Baselines: supervised, SQN and SA2C |" in text  # what it teaches: the notebook's heading
 
