@@ -213,7 +213,7 @@ def sampler_reading(t: pd.DataFrame, columns) -> str:
             lines.append(text + ".")
     if not lines:
         return ""
-    return "Read off the table (means over the seeds finished):\n\n" + "\n".join(lines)
+    return "Read off the table (means over the seeds finished; one seed against three is no evidence of a difference):\n\n" + "\n".join(lines)
 
 
 def can_show(todo: list) -> str:
