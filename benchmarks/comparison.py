@@ -118,16 +118,19 @@ def folder(study: experiments.Study, variant, seed: int) -> Path:
     return experiments.run_folder(study.root, study.config(algo, params, seed))
 
 
+def finished(job: tuple) -> bool:
+    return (folder(job[2], job[4], job[5]) / "metrics.json").exists()
+
+
 def progress(todo: list) -> str:
     """``"N of M planned runs finished"`` for a part's jobs: a table cut short says how short."""
-    done = sum((folder(j[2], j[4], j[5]) / "metrics.json").exists() for j in todo)
-    return f"{done} of {len(todo)} planned runs finished"
+    return f"{sum(map(finished, todo))} of {len(todo)} planned runs finished"
 
 
 def run(todo: list, shard: tuple[int, int]) -> None:
     i, n = shard
     mine = [j for k, j in enumerate(todo) if k % n == i]
-    left = [j for j in mine if not (folder(j[2], j[4], j[5]) / "metrics.json").exists()]
+    left = [j for j in mine if not finished(j)]
     print(f"shard {i}/{n}: {len(mine)} runs, {len(mine) - len(left)} done before", flush=True)
     for k, (part, label, study, backbone, variant, seed) in enumerate(left, 1):
         t0 = time.perf_counter()

@@ -19,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from mcrl_kit import paths
+from mcrl_kit.intervals import PRIMARY
 from mcrl_kit.storage import replace_section
+from mcrl_kit.study import NON_RL, SCARCE
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study"
 README_START, README_END = "<!-- study:start -->", "<!-- study:end -->"
@@ -28,8 +30,6 @@ STAGES = {
     "small-time": "Calibrated simulator `small`, time protocol",
     "retailrocket-sample": "RetailRocket sample (`../shared`), SQN protocol",
 }
-PRIMARY = ("purchase NDCG@10", "click NDCG@10")
-NON_RL = ("popularity", "recency", "sknn", "vsknn", "supervised")
 
 
 def method(label: str) -> str:
@@ -59,7 +59,7 @@ def reading(folder: Path) -> list[str]:
     n = len(means)
     clicks, purchases = support_of(folder)
     lines = []
-    if purchases < 100:
+    if purchases < SCARCE:  # where study.py puts the click columns first
         lines.append(f"**What this can show**: {purchases:.0f} test purchases and {clicks:.0f} test clicks per split on "
                      f"average, so one purchase hit moves a purchase metric by about {1 / max(purchases, 1):.2f}: the "
                      "click columns carry what evidence there is, and a purchase difference is noise unless its interval "
