@@ -38,6 +38,7 @@ import pandas as pd
 
 from mcrl_kit import experiments, paths
 from mcrl_kit.algos.samplers import SAMPLERS
+from mcrl_kit.intervals import format_intervals, paired_bootstrap
 from mcrl_kit.report import compare_runs, load_run_metrics, markdown_table
 from mcrl_kit.storage import replace_section
 from mcrl_kit.viz.plots import save_figure
@@ -171,12 +172,63 @@ def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float
     return frame, seconds
 
 
-def reading(t: pd.DataFrame, columns) -> str:
+def finished_groups(todo: list) -> dict[tuple[str, str], list[tuple[dict, str]]]:
+    """The finished runs per table row ``(label, backbone)``, as ``intervals.paired_bootstrap`` takes them."""
+    out: dict[tuple[str, str], list[tuple[dict, str]]] = {}
+    for _, label, study, backbone, variant, seed in todo:
+        f = folder(study, variant, seed)
+        if (f / "metrics.json").exists():
+            out.setdefault((label, backbone), []).append((load_run_metrics(f)[0], str(f)))
+    return out
+
+
+def versus(todo: list, pairs: dict, columns) -> pd.DataFrame:
+    """``pair_rows`` over a part's finished runs."""
+    return pair_rows(finished_groups(todo), pairs, columns)
+
+
+def pair_rows(groups: dict, pairs: dict, columns) -> pd.DataFrame:
+    """Each ``row → reference`` pair of table rows (keys of ``groups``, both with a finished run): the row's
+    difference from the reference per column with its 95 % paired bootstrap interval over test sessions
+    (``mcrl_kit.intervals``: the runs share their test events; seeds are averaged per event). A trained
+    reference is paired over the seeds the row has finished (a row cut short is not set against seeds it
+    lacks); a heuristic reference (backbone ``–``) has one run. Columns as ``paired_bootstrap``'s (``label`` the
+    row's), plus ``backbone``, ``reference`` and ``seeds``."""
+    frames = []
+    for row, ref in pairs.items():
+        if row not in groups or ref not in groups:
+            continue
+        seeds = {config["train"]["seed"] for config, _ in groups[row]}
+        same = [(config, f) for config, f in groups[ref] if ref[1] == "–" or config["train"]["seed"] in seeds]
+        if same:
+            f = paired_bootstrap({"row": groups[row], "reference": same}, "reference", columns)
+            frames.append(f.assign(label=row[0], backbone=row[1], reference=ref[0], seeds=len(groups[row])))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def interval(d: pd.Series, c: str) -> str:
+    """``+0.014 [-0.003, +0.031]``: the difference and its interval."""
+    return f"{d[f'{c} Δ']:+.3f} [{d[f'{c} low']:+.3f}, {d[f'{c} high']:+.3f}]"
+
+
+def excludes_zero(d: pd.Series, c: str) -> bool:
+    return bool(d[f"{c} low"] > 0 or d[f"{c} high"] < 0)
+
+
+INTERVAL_NOTE = ("brackets: the 95 % paired bootstrap interval over test sessions (`mcrl_kit.intervals`); "
+                 "it covers the test sessions' noise, not the training noise across seeds, which are averaged per event")
+
+
+def reading(t: pd.DataFrame, columns, todo: list = ()) -> str:
     """What the table says, computed from it (so the sentence cannot disagree with the numbers): per column,
-    the best row, the best trained row, where MCRL stands and how it compares with the reward-weighted control."""
+    the best row, the best trained row, where MCRL stands and how it compares with the reward-weighted control
+    (with the paired interval of ``versus`` when ``todo``, the table's jobs, is given)."""
     means = t.attrs.get("means", {})
     if not means:
         return ""
+    control = {key: ("reward-weighted CE", key[1]) for key in means if key[0] == "MCRL"}
+    paired = versus(list(todo), control, columns) if todo else pd.DataFrame()
+    paired = paired.set_index(["label", "backbone"]) if len(paired) else paired
 
     def name(key) -> str:
         return key[0] if key[1] == "–" else f"{key[0]} ({key[1]})"
@@ -190,22 +242,43 @@ def reading(t: pd.DataFrame, columns) -> str:
             text += f"; best trained {name(trained[0])} {means[trained[0]][c]:.3f}"
         for key in (k for k in order if k[0] == "MCRL"):
             text += f"; {name(key)} {means[key][c]:.3f}, {order.index(key) + 1} of {len(order)}"
-            control = ("reward-weighted CE", key[1])
-            if control in means:
-                diff = means[key][c] - means[control][c]
-                text += f" ({diff:+.3f} against the reward-weighted CE on {key[1]})"
+            if control[key] in means:
+                if key in paired.index:
+                    d = paired.loc[key]
+                    text += (f" ({interval(d, c)} against the reward-weighted CE on {key[1]}, an interval "
+                             f"{'excluding' if excludes_zero(d, c) else 'including'} 0)")
+                else:
+                    text += f" ({means[key][c] - means[control[key]][c]:+.3f} against the reward-weighted CE on {key[1]})"
         lines.append(text + ".")
-    return "Read off the table (means over the seeds finished; one seed is no evidence of a difference):\n\n" + "\n".join(lines)
+    return (f"Read off the table ({seeds_said(t)}{'; ' + INTERVAL_NOTE if len(paired) else ''}):\n\n"
+            + "\n".join(lines))
 
 
-def sampler_reading(t: pd.DataFrame, columns) -> str:
-    """Per algorithm and metric: the best sampler × K and where the reference's uniform K = 10 stands."""
+def seeds_said(t: pd.DataFrame) -> str:
+    """How many seeds the table's means hold, in words."""
+    counts = {n for key, n in t.attrs.get("seeds", {}).items() if key[1] != "–"}  # heuristics: one, deterministic
+    if len(counts) == 1 and (n := counts.pop()) > 1:
+        return f"trained rows: means over {n} seeds"
+    return "means over the seeds finished, which differ between rows, see the `seeds` column: one seed against three is no evidence of a difference"
+
+
+def sampler_pairs(t: pd.DataFrame) -> dict:
+    """Each sampler × K row → its algorithm's default (uniform, K = 10), for ``versus``."""
+    means = t.attrs.get("means", {})
+    return {key: (f"{key[0].split(', ')[0]}, uniform, K=10", key[1]) for key in means
+            if not key[0].endswith("uniform, K=10") and (f"{key[0].split(', ')[0]}, uniform, K=10", key[1]) in means}
+
+
+def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None) -> str:
+    """Per algorithm and metric: the best sampler × K, where the reference's uniform K = 10 stands, and (with
+    ``paired``, ``versus`` against the default) which settings' intervals exclude 0."""
     means = t.attrs.get("means", {})
     lines = []
     for algo in ("MCRL", "SA2C"):
         rows = {k[0]: v for k, v in means.items() if k[0].startswith(f"{algo}, ")}
         if len(rows) < 2:
             continue
+        mine = paired[paired["reference"] == f"{algo}, uniform, K=10"] if paired is not None and len(paired) else []
         for c in columns:
             order = sorted(rows, key=lambda k: -rows[k][c])
             text = f"- {algo}, {c}: best {order[0].removeprefix(algo + ', ')} {rows[order[0]][c]:.3f}, worst " \
@@ -213,10 +286,16 @@ def sampler_reading(t: pd.DataFrame, columns) -> str:
             default = f"{algo}, uniform, K=10"
             if default in rows:
                 text += f"; the default uniform K = 10 {rows[default][c]:.3f}, {order.index(default) + 1} of {len(order)}"
+            if len(mine):
+                short = mine["label"].str.removeprefix(algo + ", ").str.replace(", K=", " K=")
+                above, below = short[mine[f"{c} low"] > 0].tolist(), short[mine[f"{c} high"] < 0].tolist()
+                text += (f"; against the default, {len(mine) - len(above) - len(below)} of {len(mine)} settings' intervals "
+                         f"include 0, above it: {', '.join(above) or 'none'}, below it: {', '.join(below) or 'none'}")
             lines.append(text + ".")
     if not lines:
         return ""
-    return "Read off the table (means over the seeds finished; one seed against three is no evidence of a difference):\n\n" + "\n".join(lines)
+    return (f"Read off the tables ({seeds_said(t)}{'; intervals: ' + INTERVAL_NOTE.removeprefix('brackets: ') if paired is not None and len(paired) else ''}):\n\n"
+            + "\n".join(lines))
 
 
 def can_show(todo: list) -> str:
@@ -270,18 +349,23 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
         f"Runs: {progress(main)}, {seconds / 3600:.1f} h of wall time summed over them (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
-        + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"))
+        + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"), main)
         + (f"\n\n![purchase NDCG@10 per method](figures/readme/{FIGURE}.png)" if figures and len(t) else "")
     )
     if figures and len(t):
         save_figure(figure(t, "purchase NDCG@10", f"`{plan.scale}` simulator, SQN protocol, test purchases"),
                     FIGURE, paths.home() / "figures" / "readme")
     samp = jobs("samplers", data, root, threads, plan)
-    t, seconds = table(samp, ("purchase NDCG@10", "click NDCG@10"))
+    columns = ("purchase NDCG@10", "click NDCG@10")
+    t, seconds = table(samp, columns)
+    paired = versus(samp, sampler_pairs(t), columns)
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
         f"{progress(samp)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
-        + ("\n\n" + sampler_reading(t, ("purchase NDCG@10", "click NDCG@10")) if len(t) else "")
+        + (f"\n\nEach setting against its algorithm's default (uniform, K = 10): the difference and its 95 % paired "
+           f"bootstrap interval over test sessions, paired over the seeds the setting has finished, `*` where it excludes 0.\n\n{format_intervals(paired, columns, 'default', 3, count='seeds')}"
+           if len(paired) else "")
+        + ("\n\n" + sampler_reading(t, columns, paired) if len(t) else "")
     )
     if "retailrocket-sample" in data:
         real = jobs("real", data, root, threads, plan)
@@ -289,7 +373,7 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
         parts.append(
             f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
             f"seeds ({progress(real)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
-            + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"))
+            + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"), real)
             + ("\n\n" + can_show(real) if len(t) else "")
         )
     return "\n\n".join(parts)

@@ -166,11 +166,13 @@ def compare_intervals(runs: Sequence[str | Path], reference: str, columns: Seque
     return paired_bootstrap(grouped_runs(runs), reference, columns, n_boot, seed)
 
 
-def format_intervals(table: pd.DataFrame, columns: Sequence[str] = PRIMARY, reference: str = "", digits: int = 4) -> str:
-    """``Δ [low, high]`` cells, ``*`` where the interval excludes 0."""
+def format_intervals(table: pd.DataFrame, columns: Sequence[str] = PRIMARY, reference: str = "", digits: int = 4,
+                     count: str = "splits") -> str:
+    """``Δ [low, high]`` cells, ``*`` where the interval excludes 0; ``count`` names the table's column shown
+    after the model (the split seeds paired, by default)."""
     from .report import markdown_table
 
-    shown = pd.DataFrame({"model": table["label"], "splits": table["splits"]})
+    shown = pd.DataFrame({"model": table["label"], count: table[count]})
     for c in columns:
         shown[f"{c} Δ vs {reference}" if reference else f"{c} Δ"] = [
             f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]" + ("*" if lo > 0 or hi < 0 else "")

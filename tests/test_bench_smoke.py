@@ -239,3 +239,60 @@ def test_comparison_study_quick_runs_resumes_and_writes_its_readme_tables(tmp_pa
     assert "Runs: 16 of 16 planned runs finished" in readme  # how much of each part is done
     assert f"the main table's runs; {n_samplers} of {n_samplers} planned runs finished" in readme
     assert "- MCRL, purchase NDCG@10: best " in readme and "- SA2C, click NDCG@10: best " in readme  # the samplers, read
+    # MCRL against the control, with its paired interval (the quick plan's one seed each)
+    assert "(gru) " in readme and " against the reward-weighted CE on gru, an interval " in readme
+
+
+def _ranks_run(folder, ranks, seed):
+    """A finished run as ``comparison.pair_rows`` reads it: its config and its test events' ranks (all clicks)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from mcrl_kit.train import save_ranks
+
+    folder.mkdir(parents=True)
+    n = len(ranks)
+    save_ranks(folder / "ranks_test.npz", torch.tensor(ranks),
+               SimpleNamespace(is_buy=torch.zeros(n, dtype=torch.bool), session=torch.arange(n)))
+    return ({"data_fingerprint": "split-0", "data": "d", "train": {"seed": seed}}, str(folder))
+
+
+def test_a_row_cut_short_is_paired_with_the_references_same_seeds_only(tmp_path):
+    # the reference misses every click on seed 0 and hits every click on seeds 1 and 2; the row has only seed 0,
+    # where it hits: paired over seed 0 the difference is 1 in every draw (against all three seeds it would be 1/3)
+    default, setting, heuristic = ("MCRL, uniform, K=10", "gru"), ("MCRL, in_batch, K=1", "gru"), ("recency", "–")
+    groups = {
+        default: [_ranks_run(tmp_path / f"d{s}", [20] * 4 if s == 0 else [0] * 4, s) for s in (0, 1, 2)],
+        setting: [_ranks_run(tmp_path / "s0", [0] * 4, 0)],
+        heuristic: [_ranks_run(tmp_path / "h", [0, 0, 20, 20], 0)],  # one run, set against every seed
+    }
+    out = comparison.pair_rows(groups, {setting: default, default: heuristic, ("absent", "gru"): default},
+                               ["click HR@10"]).set_index("label")
+    assert list(out.index) == ["MCRL, in_batch, K=1", "MCRL, uniform, K=10"]  # a row without runs is left out
+    row = out.loc["MCRL, in_batch, K=1"]
+    assert (row["click HR@10 Δ"], row["click HR@10 low"], row["click HR@10 high"]) == (1.0, 1.0, 1.0)
+    assert row["seeds"] == 1 and row["reference"] == "MCRL, uniform, K=10"
+    assert out.loc["MCRL, uniform, K=10", "click HR@10 Δ"] == pytest.approx(2 / 3 - 0.5)  # seeds averaged per event
+
+
+def test_the_sampler_reading_is_computed_from_its_tables():
+    import pandas as pd
+
+    c = "click HR@10"
+    t = pd.DataFrame()
+    t.attrs.update(means={("MCRL, uniform, K=10", "gru"): {c: 0.5}, ("MCRL, in_batch, K=1", "gru"): {c: 0.7},
+                          ("MCRL, unseen, K=50", "gru"): {c: 0.4}, ("MCRL, popularity, K=1", "gru"): {c: 0.55}},
+                   seeds={key: 3 for key in [("MCRL, uniform, K=10", "gru"), ("MCRL, in_batch, K=1", "gru"),
+                                             ("MCRL, unseen, K=50", "gru"), ("MCRL, popularity, K=1", "gru")]})
+    assert comparison.sampler_pairs(t) == {k: ("MCRL, uniform, K=10", "gru") for k in [
+        ("MCRL, in_batch, K=1", "gru"), ("MCRL, unseen, K=50", "gru"), ("MCRL, popularity, K=1", "gru")]}
+    paired = pd.DataFrame({"label": ["MCRL, in_batch, K=1", "MCRL, unseen, K=50", "MCRL, popularity, K=1"],
+                           "reference": ["MCRL, uniform, K=10"] * 3,
+                           f"{c} low": [0.1, -0.2, -0.02], f"{c} high": [0.3, -0.01, 0.1]})
+    text = comparison.sampler_reading(t, [c], paired)
+    assert "trained rows: means over 3 seeds" in text
+    assert ("- MCRL, click HR@10: best in_batch, K=1 0.700, worst unseen, K=50 0.400; the default uniform K = 10 "
+            "0.500, 3 of 4; against the default, 1 of 3 settings' intervals include 0, above it: in_batch K=1, "
+            "below it: unseen K=50.") in text
+    assert "SA2C" not in text  # no SA2C rows, no SA2C sentence

@@ -107,3 +107,16 @@ def test_runs_save_ranks_that_give_their_metrics_and_compare_ci_end_to_end(tiny_
     assert "Difference from popularity" in out and "recency" in out and "gru-supervised" in out
     rc, _, err = cli(["compare", *runs, "--ci", "populrity"])
     assert rc == 2 and "is not a row of the table" in err
+
+
+def test_format_intervals_marks_an_interval_excluding_0_and_names_its_count_column():
+    import pandas as pd
+
+    from mcrl_kit.intervals import format_intervals
+
+    table = pd.DataFrame({"label": ["a", "b"], "splits": [1, 1], "seeds": [3, 1], "click HR@10 Δ": [0.02, -0.01],
+                          "click HR@10 low": [0.01, -0.03], "click HR@10 high": [0.03, 0.01]})
+    text = format_intervals(table, ["click HR@10"], "ref", 3, count="seeds")
+    assert "| model | seeds | click HR@10 Δ vs ref |" in text
+    assert "| a | 3 | +0.020 [+0.010, +0.030]* |" in text and "| b | 1 | -0.010 [-0.030, +0.010] |" in text
+    assert "| model | splits |" in format_intervals(table, ["click HR@10"])
