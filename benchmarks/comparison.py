@@ -145,31 +145,34 @@ MAIN_COLUMNS = ("purchase HR@10", "purchase NDCG@10", "click HR@10", "click NDCG
 REAL_COLUMNS = ("click HR@20", "click NDCG@20", "purchase HR@20", "purchase NDCG@20")
 
 
-def table(todo: list, columns, split: str = "test") -> tuple[pd.DataFrame, float]:
+def table(todo: list, columns, split: str = "test", timing: bool = False) -> tuple[pd.DataFrame, float]:
     """One row per (label, backbone) with the runs finished so far: mean ± std over seeds; and the compute
-    (wall seconds summed from the runs' timings) they took."""
+    (wall seconds summed from the runs' timings) they took. With ``timing``, a ``s / run`` column: the mean
+    wall seconds of the row's runs (one core each; compare rows of one table, not machines)."""
     groups: dict[tuple[str, str], list[Path]] = {}
-    seconds = 0.0
+    spent: dict[tuple[str, str], list[float]] = {}
     for _, label, study, backbone, variant, seed in todo:
         f = folder(study, variant, seed)
         if (f / "metrics.json").exists():
             groups.setdefault((label, backbone), []).append(f)
             if (f / "timing.csv").exists():
-                timing = pd.read_csv(f / "timing.csv")
-                seconds += float(timing["seconds"].iloc[-1]) if len(timing) else 0.0
+                timing_csv = pd.read_csv(f / "timing.csv")
+                spent.setdefault((label, backbone), []).append(float(timing_csv["seconds"].iloc[-1]) if len(timing_csv) else 0.0)
     rows, means, stds, counts = [], {}, {}, {}
     for (label, backbone), folders in groups.items():
         t = compare_runs(folders, split=split).iloc[0]
         row = {"method": label, "backbone": backbone, "seeds": int(t["seeds"])}
         for c in columns:
             row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
+        if timing:
+            row["s / run"] = f"{sum(spent[label, backbone]) / len(spent[label, backbone]):.0f}" if spent.get((label, backbone)) else "–"
         rows.append(row)
         means[(label, backbone)] = {c: float(t[c]) for c in columns}
         stds[(label, backbone)] = {c: float(t[c + " std"]) for c in columns}
         counts[(label, backbone)] = int(t["seeds"])
     frame = pd.DataFrame(rows)
     frame.attrs.update(means=means, stds=stds, seeds=counts)
-    return frame, seconds
+    return frame, sum(sum(v) for v in spent.values())
 
 
 def finished_groups(todo: list) -> dict[tuple[str, str], list[tuple[dict, str]]]:
@@ -292,6 +295,12 @@ def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None
                 text += (f"; against the default, {len(mine) - len(above) - len(below)} of {len(mine)} settings' intervals "
                          f"include 0, above it: {', '.join(above) or 'none'}, below it: {', '.join(below) or 'none'}")
             lines.append(text + ".")
+        cost = {k: [float(v) for label, v in zip(t["method"], t["s / run"]) if label.startswith(f"{algo}, ")
+                    and label.endswith(f"K={k}") and v != "–"] for k in (10, 50)} if "s / run" in t else {}
+        if cost and all(cost.values()):
+            ratio = (sum(cost[50]) / len(cost[50])) / (sum(cost[10]) / len(cost[10]))
+            lines.append(f"- {algo}, cost: a K = 50 run took {ratio:.1f}× the wall time of a K = 10 run (means over the "
+                         "samplers; one core each on a shared machine, so a rough ratio).")
     if not lines:
         return ""
     return (f"Read off the tables ({seeds_said(t)}{'; intervals: ' + INTERVAL_NOTE.removeprefix('brackets: ') if paired is not None and len(paired) else ''}):\n\n"
@@ -357,11 +366,12 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
                     FIGURE, paths.home() / "figures" / "readme")
     samp = jobs("samplers", data, root, threads, plan)
     columns = ("purchase NDCG@10", "click NDCG@10")
-    t, seconds = table(samp, columns)
+    t, seconds = table(samp, columns, timing=True)
     paired = versus(samp, sampler_pairs(t), columns)
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
-        f"{progress(samp)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
+        f"{progress(samp)}; {seconds / 3600:.1f} h of wall time so far; `s / run`: the mean wall seconds of a row's runs, one core each; MCRL's InfoNCE scores each negative's predicted "
+        "next state against the batch's 2B states, so its step grows with K, while SA2C's negatives only index its Q head).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
         + (f"\n\nEach setting against its algorithm's default (uniform, K = 10): the difference and its 95 % paired "
            f"bootstrap interval over test sessions, paired over the seeds the setting has finished, `*` where it excludes 0.\n\n{format_intervals(paired, columns, 'default', 3, count='seeds')}"
            if len(paired) else "")

@@ -280,7 +280,8 @@ def test_the_sampler_reading_is_computed_from_its_tables():
     import pandas as pd
 
     c = "click HR@10"
-    t = pd.DataFrame()
+    t = pd.DataFrame({"method": ["MCRL, uniform, K=10", "MCRL, in_batch, K=1", "MCRL, unseen, K=50", "MCRL, popularity, K=1"],
+                      "s / run": ["100", "40", "450", "–"]})
     t.attrs.update(means={("MCRL, uniform, K=10", "gru"): {c: 0.5}, ("MCRL, in_batch, K=1", "gru"): {c: 0.7},
                           ("MCRL, unseen, K=50", "gru"): {c: 0.4}, ("MCRL, popularity, K=1", "gru"): {c: 0.55}},
                    seeds={key: 3 for key in [("MCRL, uniform, K=10", "gru"), ("MCRL, in_batch, K=1", "gru"),
@@ -295,4 +296,5 @@ def test_the_sampler_reading_is_computed_from_its_tables():
     assert ("- MCRL, click HR@10: best in_batch, K=1 0.700, worst unseen, K=50 0.400; the default uniform K = 10 "
             "0.500, 3 of 4; against the default, 1 of 3 settings' intervals include 0, above it: in_batch K=1, "
             "below it: unseen K=50.") in text
+    assert "- MCRL, cost: a K = 50 run took 4.5× the wall time of a K = 10 run" in text
     assert "SA2C" not in text  # no SA2C rows, no SA2C sentence
