@@ -21,6 +21,7 @@ leaves out what does not (device, threads, progress bars).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,9 +38,10 @@ from .data import PreparedData, prepare
 
 # the real samples of ../shared/data (RetailRocket 5,000 visitors, session-rec's Yoochoose clicks): named once
 from .data.calibrate import RETAILROCKET_SAMPLE, YOOCHOOSE_SAMPLE
-from .errors import DataError, KitWarning
+from .errors import DataError, KitError, KitWarning
 from .report import compare_runs, format_compare, load_run_metrics, run_label, styled_compare
-from .runs import RunConfig, load_run, run_key
+from .runs import RunConfig, content_identity, load_run, run_key
+from .storage import read_json_object
 from .train import train
 
 DATASETS = ("simulator", "retailrocket-sample", "yoochoose-sample", "auto", "retailrocket", "yoochoose", "events")
@@ -196,9 +198,26 @@ Variant = str | tuple[str, Mapping[str, Any]]
 
 
 def run_folder(root: str | Path, run: RunConfig) -> Path:
-    """``root/<backbone-algo>-s<seed>-<run_key>``: the same config always lands in the same folder."""
+    """``root/<backbone-algo>-s<seed>-<run_key>``: the same config always lands in the same folder.
+
+    The key hashes the prepared data's path, so where no folder has that name, one of the same label and
+    seed whose ``config.json`` is the same run on the same events (``runs.content_identity``) is taken: runs
+    committed from another checkout, or trained before the data's cache folder was renamed (its source file
+    touched), are found instead of trained again.
+    """
     slug = re.sub(r"[^A-Za-z0-9.=_-]+", "-", run_label(run.to_dict()).replace(" ", "")).strip("-")
-    return Path(root) / f"{slug[:60]}-s{run.train.seed}-{run_key(run)}"
+    exact = Path(root) / f"{slug[:60]}-s{run.train.seed}-{run_key(run)}"
+    if exact.exists() or not run.data_fingerprint:
+        return exact
+    want = content_identity(run.to_dict())
+    for other in sorted(Path(root).glob(f"{glob.escape(slug[:60])}-s{run.train.seed}-*")):
+        try:
+            written = read_json_object(other / "config.json", "")
+        except KitError:
+            continue  # not a run folder (or one being written): never taken
+        if content_identity(written) == want:
+            return other
+    return exact
 
 
 #: set (to anything) by the kit's papermill runner and ``make test``'s nbmake call: nobody watches those kernels

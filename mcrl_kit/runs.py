@@ -251,9 +251,20 @@ def run_identity(config: Mapping[str, Any]) -> dict:
     return cfg
 
 
+def content_identity(config: Mapping[str, Any]) -> dict:
+    """``run_identity`` with the data named by what training sees: where a fingerprint is recorded, the
+    prepared folder's path is left out. The same events at another path — a clone elsewhere, a cache
+    prepared again because its source file was touched (the cache key holds the file's mtime) — make the
+    same run; other events make another one."""
+    cfg = run_identity(config)
+    if cfg.get("data_fingerprint"):
+        cfg.pop("data", None)
+    return cfg
+
+
 def resume_key(config: Mapping[str, Any]) -> dict:
     """What a resumed run must share (the data fingerprint is checked on its own, with its own message)."""
-    return {k: v for k, v in run_identity(config).items() if k != "data_fingerprint"}
+    return {k: v for k, v in content_identity(config).items() if k != "data_fingerprint"}
 
 
 def run_key(run: RunConfig) -> str:
@@ -268,7 +279,7 @@ def group_key(config: Mapping[str, Any]) -> str:
     the fingerprint merge with later ones."""
     cfg = resume_key(config)
     cfg["train"].pop("seed", None)
-    cfg["data"] = data_identity(cfg.get("data"))
+    cfg["data"] = data_identity(config.get("data"))
     return json.dumps(cfg, sort_keys=True)
 
 

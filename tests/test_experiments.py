@@ -142,3 +142,36 @@ def test_the_data_fingerprint_is_part_of_a_studys_run_identity(tiny_data, tmp_pa
     assert run.data_fingerprint == tiny_data.fingerprint
     other = dataclasses.replace(run, data_fingerprint="0" * 64)
     assert experiments.run_folder(tmp_path, run) != experiments.run_folder(tmp_path, other)
+
+
+def test_a_run_is_found_by_its_data_not_its_path(tiny_data, tmp_path, monkeypatch):
+    """The same prepared events at another path (a clone elsewhere; a cache prepared again because its source
+    file was touched, which renames the folder) find the finished run — and resume a half-trained one —
+    instead of training again; other events, or another setting, do not."""
+    import shutil
+
+    from mcrl_kit.config import DataConfig
+    from mcrl_kit.data import load_prepared, prepare
+
+    moved = load_prepared(shutil.copytree(tiny_data.root, tmp_path / "elsewhere" / "data"))
+    assert moved.root != tiny_data.root and moved.fingerprint == tiny_data.fingerprint
+    here, there = (experiments.Study(d, steps=6, eval_every=3, out=tmp_path / "study") for d in (tiny_data, moved))
+    [first] = here.train({"SQN": "sqn"})["SQN"]
+    run_there = there.config("sqn")
+    assert experiments.run_key(run_there) != experiments.run_key(here.config("sqn"))  # the names differ ...
+    assert experiments.run_folder(there.root, run_there) == first  # ... the run is the same
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    with monkeypatch.context() as m:
+        m.setattr(experiments, "train", no_training)
+        assert there.train({"SQN": "sqn"})["SQN"] == [first]
+    # another setting, another seed or other events: another folder
+    assert experiments.run_folder(there.root, there.config("sqn", {"gamma": 0.9})) != first
+    assert experiments.run_folder(there.root, there.config("sqn", seed=1)) != first
+    other = prepare(DataConfig(source="simulator", scale="tiny", seed=1), out=tmp_path / "other", progress=False)
+    assert experiments.run_folder(there.root, experiments.Study(other, steps=6, eval_every=3).config("sqn")) != first
+    # a half-trained run (its checkpoint, no metrics) started on one path resumes on the other
+    (first / "metrics.json").unlink()
+    assert there.train({"SQN": "sqn"})["SQN"] == [first] and (first / "metrics.json").exists()
