@@ -272,6 +272,11 @@ def sampler_pairs(t: pd.DataFrame) -> dict:
             if not key[0].endswith("uniform, K=10") and (f"{key[0].split(', ')[0]}, uniform, K=10", key[1]) in means}
 
 
+def setting(label: str) -> str:
+    """``"MCRL, in_batch, K=1"`` → ``"in_batch K=1"``: a sampler row's setting, as the reading names it."""
+    return label.split(", ", 1)[-1].replace(", K=", " K=")
+
+
 def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None) -> str:
     """Per algorithm and metric: the best sampler × K, where the reference's uniform K = 10 stands, and (with
     ``paired``, ``versus`` against the default) which settings' intervals exclude 0."""
@@ -284,13 +289,13 @@ def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None
         mine = paired[paired["reference"] == f"{algo}, uniform, K=10"] if paired is not None and len(paired) else []
         for c in columns:
             order = sorted(rows, key=lambda k: -rows[k][c])
-            text = f"- {algo}, {c}: best {order[0].removeprefix(algo + ', ')} {rows[order[0]][c]:.3f}, worst " \
-                   f"{order[-1].removeprefix(algo + ', ')} {rows[order[-1]][c]:.3f}"
+            text = f"- {algo}, {c}: best {setting(order[0])} {rows[order[0]][c]:.3f}, worst " \
+                   f"{setting(order[-1])} {rows[order[-1]][c]:.3f}"
             default = f"{algo}, uniform, K=10"
             if default in rows:
                 text += f"; the default uniform K = 10 {rows[default][c]:.3f}, {order.index(default) + 1} of {len(order)}"
             if len(mine):
-                short = mine["label"].str.removeprefix(algo + ", ").str.replace(", K=", " K=")
+                short = mine["label"].map(setting)
                 above, below = short[mine[f"{c} low"] > 0].tolist(), short[mine[f"{c} high"] < 0].tolist()
                 text += (f"; against the default, {len(mine) - len(above) - len(below)} of {len(mine)} settings' intervals "
                          f"include 0, above it: {', '.join(above) or 'none'}, below it: {', '.join(below) or 'none'}")

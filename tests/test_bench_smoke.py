@@ -293,7 +293,7 @@ def test_the_sampler_reading_is_computed_from_its_tables():
                            f"{c} low": [0.1, -0.2, -0.02], f"{c} high": [0.3, -0.01, 0.1]})
     text = comparison.sampler_reading(t, [c], paired)
     assert "trained rows: means over 3 seeds" in text
-    assert ("- MCRL, click HR@10: best in_batch, K=1 0.700, worst unseen, K=50 0.400; the default uniform K = 10 "
+    assert ("- MCRL, click HR@10: best in_batch K=1 0.700, worst unseen K=50 0.400; the default uniform K = 10 "
             "0.500, 3 of 4; against the default, 1 of 3 settings' intervals include 0, above it: in_batch K=1, "
             "below it: unseen K=50.") in text
     assert "- MCRL, cost: a K = 50 run took 4.5× the wall time of a K = 10 run" in text
