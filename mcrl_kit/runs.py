@@ -28,6 +28,7 @@ for all of them:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import pickle
@@ -39,11 +40,12 @@ from typing import Any, Self
 
 import torch
 
+from . import paths
 from .algos import Algo, algo_config, build_algo
 from .config import Config, ModelConfig, TrainConfig
 from .data import PreparedData, load_prepared
 from .devices import resolve_device
-from .errors import ConfigError, KitError, TrainingError
+from .errors import ConfigError, DataError, KitError, TrainingError
 from .locks import locked
 from .models import backbone_class
 from .storage import read_json_object, write_json
@@ -262,6 +264,36 @@ def content_identity(config: Mapping[str, Any]) -> dict:
     return cfg
 
 
+def same_data(config: Mapping[str, Any], data: PreparedData) -> bool:
+    """Whether a run (its config) was trained on ``data``: the same fingerprint where the run records one
+    (wherever either folder lies), else the same prepared folder."""
+    if config.get("data_fingerprint"):
+        return config["data_fingerprint"] == data.fingerprint
+    return Path(str(config.get("data"))).resolve() == Path(data.root).resolve()
+
+
+def _data_of(run: RunConfig) -> PreparedData:
+    """The prepared data ``run`` was trained on: its recorded folder, or — where that folder is gone (a run
+    found by its data from another checkout or cache, ``experiments.run_folder``) — a folder of the current
+    cache with the same fingerprint, looked for under the same name first."""
+    recorded = Path(run.data)
+    if recorded.exists() or not run.data_fingerprint:
+        return load_prepared(recorded)
+    cache = paths.cache_dir()
+    same_name = [cache / recorded.name] if (cache / recorded.name).exists() else []
+    source = recorded.name.rsplit("-", 1)[0]  # e.g. retailrocket-sample_events: the folder's name less its key
+    for candidate in [*same_name, *sorted(cache.glob(f"{glob.escape(source)}-*"))]:
+        try:
+            data = load_prepared(candidate)
+        except KitError:
+            continue
+        if data.fingerprint == run.data_fingerprint:
+            return data
+    raise DataError(run.data, "is gone, and no prepared folder of the cache holds the run's data "
+                    f"(fingerprint {run.data_fingerprint[:12]})", "prepare that dataset again (e.g. `prepare` or "
+                    "`experiments.load_data`), then load the run")
+
+
 def resume_key(config: Mapping[str, Any]) -> dict:
     """What a resumed run must share (the data fingerprint is checked on its own, with its own message)."""
     return {k: v for k, v in content_identity(config).items() if k != "data_fingerprint"}
@@ -319,7 +351,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RunConfig, Algo,
     if not weights.exists():
         raise ConfigError(str(run_dir), "has no model.pt (the run did not finish)", "resume it with `train ... --resume`")
     state = load_weights(weights)  # before the data: a refused file costs nothing else
-    data = load_prepared(run.data)
+    data = _data_of(run)
     if run.data_fingerprint and run.data_fingerprint != data.fingerprint:
         raise ConfigError(
             str(run_dir), f"was trained on other data than {run.data} holds now (prepared again since: fingerprint "

@@ -36,6 +36,7 @@ from .errors import ConfigError
 from .experiments import Study, ensure_run
 from .intervals import PRIMARY, format_intervals, paired_bootstrap
 from .report import compare_runs, format_compare, grouped_runs, load_run_metrics
+from .runs import same_data
 from .storage import atomic_path, write_json, write_text
 from .tune import Tuner, configured
 
@@ -133,16 +134,14 @@ def run_study(datasets: Sequence[PreparedData], plan: StudyPlan, out: str | Path
 def _support(datasets: Sequence[PreparedData], finals: Sequence[Path]) -> dict[int, dict[str, int]]:
     """Test clicks and purchases per split seed: how many events each metric of the table averages over
     (as the final runs counted them: the time protocol skips some events)."""
-    counted: dict[str, dict[str, int]] = {}
+    out = {}
     for run in finals:
         config, metrics = load_run_metrics(run)
         if "test" in metrics.get("count", {}):
-            counted.setdefault(str(Path(config["data"]).resolve()), {k: int(v) for k, v in metrics["count"]["test"].items()})
-    out = {}
-    for data in datasets:
-        if str(Path(data.root).resolve()) in counted:
-            out[_split_seed(data)] = counted[str(Path(data.root).resolve())]
-    return out
+            for data in datasets:
+                if same_data(config, data):
+                    out.setdefault(_split_seed(data), {k: int(v) for k, v in metrics["count"]["test"].items()})
+    return {seed: out[seed] for seed in (_split_seed(d) for d in datasets) if seed in out}
 
 
 def _split_seed(data: PreparedData) -> int:
@@ -153,8 +152,7 @@ def _online(out: Path, plan: StudyPlan, data: PreparedData, groups) -> pd.DataFr
     """The closed-loop table of each method's first final run (cached in ``OUT/online.csv`` with its settings)."""
     from .online import online_table
 
-    runs = {label: next(folder for config, folder in members if Path(config["data"]).resolve() == Path(data.root).resolve())
-            for label, members in groups.items()}
+    runs = {label: next(folder for config, folder in members if same_data(config, data)) for label, members in groups.items()}
     settings = {"sessions": plan.online_sessions, "runs": {k: str(v) for k, v in runs.items()}}
     cache, meta = out / "online.csv", out / "online.json"
     if cache.exists() and meta.exists() and json.loads(meta.read_text(encoding="utf-8")) == settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -175,3 +177,37 @@ def test_a_run_is_found_by_its_data_not_its_path(tiny_data, tmp_path, monkeypatc
     # a half-trained run (its checkpoint, no metrics) started on one path resumes on the other
     (first / "metrics.json").unlink()
     assert there.train({"SQN": "sqn"})["SQN"] == [first] and (first / "metrics.json").exists()
+
+
+def test_a_run_found_by_its_data_loads_and_inspects_where_its_recorded_folder_is_gone(tiny_data, tmp_path, monkeypatch):
+    """A run trained on a prepared folder that is gone since (another checkout's cache, a test cache removed)
+    loads the same events from the current cache — under the same name, or any name with the same
+    fingerprint — and sits in one inspector with a run trained on that cache; other events are refused."""
+    import shutil
+
+    from mcrl_kit.config import DataConfig
+    from mcrl_kit.data import load_prepared, prepare
+    from mcrl_kit.errors import ConfigError, DataError
+    from mcrl_kit.runs import load_run, same_data
+    from mcrl_kit.viz.inspector import load_runs
+
+    old = load_prepared(shutil.copytree(tiny_data.root, tmp_path / "old-cache" / "simulator-tiny-0123456789"))
+    [trained] = experiments.Study(old, steps=4, eval_every=2, out=tmp_path / "study").train({"SQN": "sqn"})["SQN"]
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MCRL_CACHE", str(cache))
+    current = load_prepared(shutil.copytree(tiny_data.root, cache / "simulator-tiny-9876543210"))  # renamed
+    shutil.rmtree(tmp_path / "old-cache")
+    config, _, data = load_run(trained)
+    assert Path(data.root) == Path(current.root) and same_data(config.to_dict(), current)
+    [mcrl] = experiments.Study(current, steps=4, eval_every=2, out=tmp_path / "study").train({"MCRL": "mcrl"})["MCRL"]
+    algos, data = load_runs({"SQN": trained, "MCRL": mcrl})
+    assert set(algos) == {"SQN", "MCRL"} and data.fingerprint == current.fingerprint
+    # other events in the cache do not stand in for the run's
+    shutil.rmtree(cache)
+    prepare(DataConfig(source="simulator", scale="tiny", seed=1), out=cache / "simulator-tiny-9876543210", progress=False)
+    with pytest.raises(DataError, match="is gone, and no prepared folder of the cache holds the run's data"):
+        load_run(trained)
+    other = load_prepared(cache / "simulator-tiny-9876543210")
+    assert not same_data(config.to_dict(), other)
+    with pytest.raises(ConfigError, match="was trained on"):
+        load_runs({"MCRL": mcrl, "SQN": experiments.Study(other, steps=4, eval_every=2, out=tmp_path / "o").train({"SQN": "sqn"})["SQN"][0]})

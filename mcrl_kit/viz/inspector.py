@@ -50,7 +50,7 @@ def load_runs(runs: Mapping[str, str | Path], device: str = "cpu") -> tuple[dict
     algos, data = {}, None
     for label, folder in runs.items():
         _, algo, run_data = load_run(folder, device)
-        if data is not None and Path(run_data.root).resolve() != Path(data.root).resolve():
+        if data is not None and run_data.fingerprint != data.fingerprint:  # the same events, wherever they lie
             raise ConfigError(str(folder), f"was trained on {run_data.root}, not on {data.root}", "inspect runs of one dataset together")
         algos[label], data = algo, data or run_data
     if data is None:
