@@ -316,16 +316,21 @@ def group_key(config: Mapping[str, Any]) -> str:
 
 
 def data_identity(root: Any) -> Any:
-    """A prepared folder's settings less the split seed (the same sessions cut another way), or ``root``
-    itself when its ``config.json`` cannot be read."""
-    try:
-        settings = json.loads((Path(str(root)) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return root
-    if not isinstance(settings, dict):
-        return root
-    settings.pop("split_seed", None)
-    return settings
+    """A prepared folder's settings less the split seed (the same sessions cut another way). Where the
+    recorded folder is gone (runs from another checkout or an older cache), the current cache's folder of
+    the same name is read instead; where neither can be read, the folder's name (its cache key: the same
+    name is the same settings and input files, wherever the cache lies)."""
+    if root is None:
+        return None
+    for folder in (Path(str(root)), paths.cache_dir() / Path(str(root)).name):
+        try:
+            settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            continue
+        if isinstance(settings, dict):
+            settings.pop("split_seed", None)
+            return settings
+    return Path(str(root)).name
 
 
 def lock(out: Path):

@@ -211,3 +211,21 @@ def test_a_run_found_by_its_data_loads_and_inspects_where_its_recorded_folder_is
     assert not same_data(config.to_dict(), other)
     with pytest.raises(ConfigError, match="was trained on"):
         load_runs({"MCRL": mcrl, "SQN": experiments.Study(other, steps=4, eval_every=2, out=tmp_path / "o").train({"SQN": "sqn"})["SQN"][0]})
+
+
+def test_runs_whose_data_folder_is_gone_group_by_its_name(tiny_data, tmp_path, monkeypatch):
+    """A table merges the seeds of one row by its data's settings; where the recorded folder is gone (runs
+    committed from another checkout), by the current cache's folder of that name, else by the name itself."""
+    import shutil
+
+    from mcrl_kit.runs import group_key
+
+    monkeypatch.setenv("MCRL_CACHE", str(tmp_path / "cache"))
+    study = experiments.Study(tiny_data, steps=4, out=tmp_path)
+    here = study.config("sqn", seed=0).to_dict()
+    name = "simulator-tiny-0123456789"
+    gone = [{**study.config("sqn", seed=s).to_dict(), "data": f"/elsewhere/{i}/cache/{name}"} for i, s in ((1, 1), (2, 2))]
+    assert group_key(gone[0]) == group_key(gone[1])  # the same cache folder at two checkouts: one row
+    assert group_key({**gone[1], "data": "/elsewhere/2/cache/simulator-tiny-9999999999"}) != group_key(gone[0])
+    shutil.copytree(tiny_data.root, tmp_path / "cache" / name)  # the current cache holds that folder: its settings
+    assert group_key(gone[0]) == group_key(here) == group_key(gone[1])
