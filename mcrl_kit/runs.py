@@ -16,7 +16,10 @@ for all of them:
   kit knows is refused.
 - **The data it was trained on.** The prepared data's fingerprint
   (:attr:`~mcrl_kit.data.prepare.PreparedData.fingerprint`) is saved in the run;
-  a resume on other data is refused.
+  a resume on other data is refused. The fingerprint, not the folder's path, names the data
+  (:func:`content_identity`, :func:`same_data`): the same events at another path — a clone,
+  a cache folder renamed because its source file was touched — are the same data, and a
+  run whose recorded folder is gone loads them from the current cache.
 - **Nothing lost.** ``train --out`` into a folder that holds anything is refused unless
   it is resumed (``--resume``) or ``--overwrite`` is given; ``--overwrite`` removes only
   the files of :data:`RUN_FILES`, never a user's own.
