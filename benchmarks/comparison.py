@@ -123,9 +123,10 @@ def finished(job: tuple) -> bool:
     return (folder(job[2], job[4], job[5]) / "metrics.json").exists()
 
 
-def progress(todo: list) -> str:
-    """``"N of M planned runs finished"`` for a part's jobs: a table cut short says how short."""
-    return f"{sum(map(finished, todo))} of {len(todo)} planned runs finished"
+def progress(todo: list, groups: dict) -> str:
+    """``"N of M planned runs finished"`` for a part's jobs and their ``finished_groups``: a table cut short
+    says how short."""
+    return f"{sum(map(len, groups.values()))} of {len(todo)} planned runs finished"
 
 
 def run(todo: list, shard: tuple[int, int]) -> None:
@@ -145,38 +146,9 @@ MAIN_COLUMNS = ("purchase HR@10", "purchase NDCG@10", "click HR@10", "click NDCG
 REAL_COLUMNS = ("click HR@20", "click NDCG@20", "purchase HR@20", "purchase NDCG@20")
 
 
-def table(todo: list, columns, split: str = "test", timing: bool = False) -> tuple[pd.DataFrame, float]:
-    """One row per (label, backbone) with the runs finished so far: mean ± std over seeds; and the compute
-    (wall seconds summed from the runs' timings) they took. With ``timing``, a ``s / run`` column: the mean
-    wall seconds of the row's runs (one core each; compare rows of one table, not machines)."""
-    groups: dict[tuple[str, str], list[Path]] = {}
-    spent: dict[tuple[str, str], list[float]] = {}
-    for _, label, study, backbone, variant, seed in todo:
-        f = folder(study, variant, seed)
-        if (f / "metrics.json").exists():
-            groups.setdefault((label, backbone), []).append(f)
-            if (f / "timing.csv").exists():
-                timing_csv = pd.read_csv(f / "timing.csv")
-                spent.setdefault((label, backbone), []).append(float(timing_csv["seconds"].iloc[-1]) if len(timing_csv) else 0.0)
-    rows, means, stds, counts = [], {}, {}, {}
-    for (label, backbone), folders in groups.items():
-        t = compare_runs(folders, split=split).iloc[0]
-        row = {"method": label, "backbone": backbone, "seeds": int(t["seeds"])}
-        for c in columns:
-            row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
-        if timing:
-            row["s / run"] = f"{sum(spent[label, backbone]) / len(spent[label, backbone]):.0f}" if spent.get((label, backbone)) else "–"
-        rows.append(row)
-        means[(label, backbone)] = {c: float(t[c]) for c in columns}
-        stds[(label, backbone)] = {c: float(t[c + " std"]) for c in columns}
-        counts[(label, backbone)] = int(t["seeds"])
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(means=means, stds=stds, seeds=counts)
-    return frame, sum(sum(v) for v in spent.values())
-
-
 def finished_groups(todo: list) -> dict[tuple[str, str], list[tuple[dict, str]]]:
-    """The finished runs per table row ``(label, backbone)``, as ``intervals.paired_bootstrap`` takes them."""
+    """The finished runs per table row ``(label, backbone)``, in the jobs' order, as ``intervals.paired_bootstrap``
+    takes them: each run's folder is looked up once, and every table, reading and count of a part reads this."""
     out: dict[tuple[str, str], list[tuple[dict, str]]] = {}
     for _, label, study, backbone, variant, seed in todo:
         f = folder(study, variant, seed)
@@ -185,9 +157,34 @@ def finished_groups(todo: list) -> dict[tuple[str, str], list[tuple[dict, str]]]
     return out
 
 
-def versus(todo: list, pairs: dict, columns) -> pd.DataFrame:
-    """``pair_rows`` over a part's finished runs."""
-    return pair_rows(finished_groups(todo), pairs, columns)
+def wall_seconds(run: str | Path) -> float:
+    """The wall seconds a run took, from its ``timing.csv`` (0 where it has none)."""
+    f = Path(run) / "timing.csv"
+    timing = pd.read_csv(f) if f.exists() else pd.DataFrame()
+    return float(timing["seconds"].iloc[-1]) if len(timing) else 0.0
+
+
+def table(groups: dict, columns, split: str = "test", timing: bool = False) -> tuple[pd.DataFrame, float]:
+    """One row per (label, backbone) of ``finished_groups``: mean ± std over seeds; and the compute (wall seconds
+    summed from the runs' timings) they took. With ``timing``, a ``s / run`` column: the mean wall seconds of the
+    row's runs (one core each; compare rows of one table, not machines); ``attrs["seconds"]`` holds them."""
+    rows, means, stds, counts, seconds = [], {}, {}, {}, {}
+    for key, members in groups.items():
+        folders = [f for _, f in members]
+        t = compare_runs(folders, split=split).iloc[0]
+        row = {"method": key[0], "backbone": key[1], "seeds": int(t["seeds"])}
+        for c in columns:
+            row[c] = f"{t[c]:.3f}" + (f" ± {t[c + ' std']:.3f}" if t["seeds"] > 1 else "")
+        seconds[key] = sum(map(wall_seconds, folders)) / len(folders)
+        if timing:
+            row["s / run"] = f"{seconds[key]:.0f}"
+        rows.append(row)
+        means[key] = {c: float(t[c]) for c in columns}
+        stds[key] = {c: float(t[c + " std"]) for c in columns}
+        counts[key] = int(t["seeds"])
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(means=means, stds=stds, seeds=counts, seconds=seconds)
+    return frame, sum(seconds[key] * len(members) for key, members in groups.items())
 
 
 def pair_rows(groups: dict, pairs: dict, columns) -> pd.DataFrame:
@@ -222,15 +219,15 @@ INTERVAL_NOTE = ("brackets: the 95 % paired bootstrap interval over test session
                  "it covers the test sessions' noise, not the training noise across seeds, which are averaged per event")
 
 
-def reading(t: pd.DataFrame, columns, todo: list = ()) -> str:
+def reading(t: pd.DataFrame, columns, groups: dict | None = None) -> str:
     """What the table says, computed from it (so the sentence cannot disagree with the numbers): per column,
     the best row, the best trained row, where MCRL stands and how it compares with the reward-weighted control
-    (with the paired interval of ``versus`` when ``todo``, the table's jobs, is given)."""
+    (with the paired interval of ``pair_rows`` when ``groups``, the table's ``finished_groups``, are given)."""
     means = t.attrs.get("means", {})
     if not means:
         return ""
     control = {key: ("reward-weighted CE", key[1]) for key in means if key[0] == "MCRL"}
-    paired = versus(list(todo), control, columns) if todo else pd.DataFrame()
+    paired = pair_rows(groups, control, columns) if groups else pd.DataFrame()
     paired = paired.set_index(["label", "backbone"]) if len(paired) else paired
 
     def name(key) -> str:
@@ -266,7 +263,7 @@ def seeds_said(t: pd.DataFrame) -> str:
 
 
 def sampler_pairs(t: pd.DataFrame) -> dict:
-    """Each sampler × K row → its algorithm's default (uniform, K = 10), for ``versus``."""
+    """Each sampler × K row → its algorithm's default (uniform, K = 10), for ``pair_rows``."""
     means = t.attrs.get("means", {})
     return {key: (f"{key[0].split(', ')[0]}, uniform, K=10", key[1]) for key in means
             if not key[0].endswith("uniform, K=10") and (f"{key[0].split(', ')[0]}, uniform, K=10", key[1]) in means}
@@ -279,7 +276,8 @@ def setting(label: str) -> str:
 
 def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None) -> str:
     """Per algorithm and metric: the best sampler × K, where the reference's uniform K = 10 stands, and (with
-    ``paired``, ``versus`` against the default) which settings' intervals exclude 0."""
+    ``paired``, ``pair_rows`` against the default) which settings' intervals exclude 0; and (from
+    ``attrs["seconds"]``) what a K = 50 run costs against a K = 10 one."""
     means = t.attrs.get("means", {})
     lines = []
     for algo in ("MCRL", "SA2C"):
@@ -300,9 +298,10 @@ def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None
                 text += (f"; against the default, {len(mine) - len(above) - len(below)} of {len(mine)} settings' intervals "
                          f"include 0, above it: {', '.join(above) or 'none'}, below it: {', '.join(below) or 'none'}")
             lines.append(text + ".")
-        cost = {k: [float(v) for label, v in zip(t["method"], t["s / run"]) if label.startswith(f"{algo}, ")
-                    and label.endswith(f"K={k}") and v != "–"] for k in (10, 50)} if "s / run" in t else {}
-        if cost and all(cost.values()):
+        spent = t.attrs.get("seconds", {})
+        cost = {k: [v for key, v in spent.items() if key[0].startswith(f"{algo}, ") and key[0].endswith(f"K={k}") and v]
+                for k in (10, 50)}
+        if all(cost.values()):
             ratio = (sum(cost[50]) / len(cost[50])) / (sum(cost[10]) / len(cost[10]))
             lines.append(f"- {algo}, cost: a K = 50 run took {ratio:.1f}× the wall time of a K = 10 run (means over the "
                          "samplers; one core each on a shared machine, so a rough ratio).")
@@ -312,17 +311,20 @@ def sampler_reading(t: pd.DataFrame, columns, paired: pd.DataFrame | None = None
             + "\n".join(lines))
 
 
-def can_show(todo: list) -> str:
+def first_run(groups: dict) -> str | None:
+    """The first finished run of a part's ``finished_groups`` (None before any)."""
+    return next((f for members in groups.values() for _, f in members), None)
+
+
+def can_show(groups: dict) -> str:
     """What a table over few logged events can and cannot show (from a finished run's counts)."""
-    for _, _, study, _, variant, seed in todo:
-        f = folder(study, variant, seed)
-        if (f / "metrics.json").exists():
-            test = load_run_metrics(f)[1]["count"]["test"]
-            return (f"**What this can show**: {test['purchase']} test purchases and {test['click']:,} test clicks, so one "
-                    f"purchase hit moves a purchase metric by {1 / max(test['purchase'], 1):.2f} and one click hit a click "
-                    f"metric by {1 / max(test['click'], 1):.3f}: the click columns carry what evidence there is; a "
-                    "purchase difference of a few hundredths is one or two events. It shows how the methods do on real "
-                    "sessions of this shop at this size, not how they compare at the paper's scale.")
+    if (f := first_run(groups)) is not None:
+        test = load_run_metrics(f)[1]["count"]["test"]
+        return (f"**What this can show**: {test['purchase']} test purchases and {test['click']:,} test clicks, so one "
+                f"purchase hit moves a purchase metric by {1 / max(test['purchase'], 1):.2f} and one click hit a click "
+                f"metric by {1 / max(test['click'], 1):.3f}: the click columns carry what evidence there is; a "
+                "purchase difference of a few hundredths is one or two events. It shows how the methods do on real "
+                "sessions of this shop at this size, not how they compare at the paper's scale.")
     return ""
 
 
@@ -340,14 +342,11 @@ def figure(t: pd.DataFrame, metric: str, title: str):
     return ablation_bars(frame, metric, title)
 
 
-def support(todo: list) -> str:
+def support(groups: dict) -> str:
     """How many logged clicks and purchases each split's metrics average over (from a finished run)."""
-    for _, _, study, _, variant, seed in todo:
-        f = folder(study, variant, seed)
-        if (f / "metrics.json").exists():
-            _, m = load_run_metrics(f)
-            c = m["count"]
-            return ", ".join(f"{s}: {c[s]['click']:,} clicks, {c[s]['purchase']:,} purchases" for s in ("val", "test"))
+    if (f := first_run(groups)) is not None:
+        c = load_run_metrics(f)[1]["count"]
+        return ", ".join(f"{s}: {c[s]['click']:,} clicks, {c[s]['purchase']:,} purchases" for s in ("val", "test"))
     return "no run finished yet"
 
 
@@ -355,15 +354,16 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
     """The tables (Markdown); with ``figures``, also the README's figure under ``figures/readme/``."""
     parts = []
     main = jobs("main", data, root, threads, plan)
-    t, seconds = table(main, MAIN_COLUMNS)
+    done = finished_groups(main)
+    t, seconds = table(done, MAIN_COLUMNS)
     parts.append(
         f"**Calibrated simulator `{plan.scale}`**, SQN protocol (a random 80/10/10 session split; support: "
-        f"{support(main)}; metrics on test). {plan.steps:,} steps of batch {plan.batch}, "
+        f"{support(done)}; metrics on test). {plan.steps:,} steps of batch {plan.batch}, "
         f"validation every {plan.eval_every} (checkpoint selection on purchase NDCG@10), seeds "
         f"{' '.join(map(str, plan.seeds))} planned (the `seeds` column: how many have finished; mean ± std over them); "
         "every method at its documented defaults, **no per-method tuning** (SA2C switches at half the budget). "
-        f"Runs: {progress(main)}, {seconds / 3600:.1f} h of wall time summed over them (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
-        + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"), main)
+        f"Runs: {progress(main, done)}, {seconds / 3600:.1f} h of wall time summed over them (one core each, on a machine shared with other work).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+        + "\n\n" + reading(t, ("purchase NDCG@10", "click NDCG@10"), done)
         + (f"\n\n![purchase NDCG@10 per method](figures/readme/{FIGURE}.png)" if figures and len(t) else "")
     )
     if figures and len(t):
@@ -371,11 +371,12 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
                     FIGURE, paths.home() / "figures" / "readme")
     samp = jobs("samplers", data, root, threads, plan)
     columns = ("purchase NDCG@10", "click NDCG@10")
-    t, seconds = table(samp, columns, timing=True)
-    paired = versus(samp, sampler_pairs(t), columns)
+    done = finished_groups(samp)
+    t, seconds = table(done, columns, timing=True)
+    paired = pair_rows(done, sampler_pairs(t), columns)
     parts.append(
         f"**Negative samplers** (`{plan.scale}`, SQN protocol, GRU, same budget; the uniform K = 10 rows are the main table's runs; "
-        f"{progress(samp)}; {seconds / 3600:.1f} h of wall time so far; `s / run`: the mean wall seconds of a row's runs, one core each; MCRL's InfoNCE scores each negative's predicted "
+        f"{progress(samp, done)}; {seconds / 3600:.1f} h of wall time so far; `s / run`: the mean wall seconds of a row's runs, one core each; MCRL's InfoNCE scores each negative's predicted "
         "next state against the batch's 2B states, so its step grows with K, while SA2C's negatives only index its Q head).\n\n" + (markdown_table(t.drop(columns="backbone")) if len(t) else "(no run yet)")
         + (f"\n\nEach setting against its algorithm's default (uniform, K = 10): the difference and its 95 % paired "
            f"bootstrap interval over test sessions, paired over the seeds the setting has finished, `*` where it excludes 0.\n\n{format_intervals(paired, columns, 'default', 3, count='seeds')}"
@@ -384,12 +385,13 @@ def report(root: Path, data: dict, threads: int | None, plan: Plan = Plan(), fig
     )
     if "retailrocket-sample" in data:
         real = jobs("real", data, root, threads, plan)
-        t, seconds = table(real, REAL_COLUMNS)
+        done = finished_groups(real)
+        t, seconds = table(done, REAL_COLUMNS)
         parts.append(
-            f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(real)}). The same methods, budget and "
-            f"seeds ({progress(real)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
-            + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"), real)
-            + ("\n\n" + can_show(real) if len(t) else "")
+            f"**RetailRocket sample** (`../shared`), SQN protocol (support: {support(done)}). The same methods, budget and "
+            f"seeds ({progress(real, done)}; {seconds / 3600:.1f} h of wall time so far).\n\n" + (markdown_table(t) if len(t) else "(no run yet)")
+            + "\n\n" + reading(t, ("click NDCG@20", "purchase NDCG@20"), done)
+            + ("\n\n" + can_show(done) if len(t) else "")
         )
     return "\n\n".join(parts)
 

@@ -275,17 +275,22 @@ def same_data(config: Mapping[str, Any], data: PreparedData) -> bool:
     return Path(str(config.get("data"))).resolve() == Path(data.root).resolve()
 
 
+def _recorded_or_cached(root: Any) -> tuple[Path, Path]:
+    """Where a run's prepared data is looked for: the folder it recorded, then the current cache's folder of
+    that name (the same cache key: the same settings and input files, wherever the cache lies)."""
+    recorded = Path(str(root))
+    return recorded, paths.cache_dir() / recorded.name
+
+
 def _data_of(run: RunConfig) -> PreparedData:
     """The prepared data ``run`` was trained on: its recorded folder, or — where that folder is gone (a run
     found by its data from another checkout or cache, ``experiments.run_folder``) — a folder of the current
     cache with the same fingerprint, looked for under the same name first."""
-    recorded = Path(run.data)
+    recorded, same_name = _recorded_or_cached(run.data)
     if recorded.exists() or not run.data_fingerprint:
         return load_prepared(recorded)
-    cache = paths.cache_dir()
-    same_name = [cache / recorded.name] if (cache / recorded.name).exists() else []
     source = recorded.name.rsplit("-", 1)[0]  # e.g. retailrocket-sample_events: the folder's name less its key
-    for candidate in [*same_name, *sorted(cache.glob(f"{glob.escape(source)}-*"))]:
+    for candidate in dict.fromkeys([same_name, *sorted(same_name.parent.glob(f"{glob.escape(source)}-*"))]):  # each once
         try:
             data = load_prepared(candidate)
         except KitError:
@@ -325,7 +330,7 @@ def data_identity(root: Any) -> Any:
     name is the same settings and input files, wherever the cache lies)."""
     if root is None:
         return None
-    for folder in (Path(str(root)), paths.cache_dir() / Path(str(root)).name):
+    for folder in _recorded_or_cached(root):
         try:
             settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, TypeError):
